@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/policy"
+	"github.com/sdspawner/sdspawner/internal/spawn"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
+
+// Timeouts of the API's HTTP server. A start waits for systemd's start job, which
+// can take a while on a loaded machine, so the write timeout is generous; a client that
+// trickles its request is dropped by the read timeouts.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 3 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 30 * time.Second
+)
+
+func runServe(args []string) error {
+	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := flags.String("config", policy.DefaultPath, "configuration file (TOML)")
+	debug := flags.Bool("debug", false, "log debug messages")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	explicit := false
+	flags.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+
+	cfg, err := policy.Load(*configPath, explicit)
+	if err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the daemon must run as root, because it starts services as other users")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	conn, err := systemd.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	systemdVersion, err := conn.Version(ctx)
+	if err != nil {
+		return err
+	}
+
+	envs, err := envfile.Open(cfg.EnvDir)
+	if err != nil {
+		return err
+	}
+	service := spawn.New(&cfg, conn, envs)
+	if err := service.Recover(ctx); err != nil {
+		return fmt.Errorf("recover servers from systemd: %w", err)
+	}
+
+	listener, err := api.Listen(&cfg)
+	if err != nil {
+		return err
+	}
+	server := &http.Server{
+		Handler:           api.NewServer(&cfg, service, errorKind, version),
+		ConnContext:       api.ConnContext,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+	}
+	slog.Info("sdspawner started", "version", version, "systemd", systemdVersion, "socket", cfg.Socket.Path, "env_dir", cfg.EnvDir)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- server.Serve(listener) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve API on %s: %w", cfg.Socket.Path, err)
+	case <-ctx.Done():
+	}
+	slog.Info("stopping: finishing requests in progress", "timeout", shutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down API server: %w", err)
+	}
+	slog.Info("sdspawner stopped; servers keep running")
+	return nil
+}
+
+// errorKind maps the service's error kinds to API error codes and HTTP statuses.
+func errorKind(err error) (string, int) {
+	switch spawn.KindOf(err) {
+	case spawn.KindInvalid:
+		return "invalid_request", http.StatusBadRequest
+	case spawn.KindForbidden:
+		return "forbidden", http.StatusForbidden
+	case spawn.KindNotFound:
+		return "not_found", http.StatusNotFound
+	case spawn.KindConflict:
+		return "conflict", http.StatusConflict
+	case spawn.KindUnavailable:
+		return "unavailable", http.StatusServiceUnavailable
+	default:
+		return "internal", http.StatusInternalServerError
+	}
+}

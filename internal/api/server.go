@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/sdspawner/sdspawner/internal/peercred"
+	"github.com/sdspawner/sdspawner/internal/policy"
+)
+
+// Backend does the work behind the API; *spawn.Service implements it.
+type Backend interface {
+	Start(ctx context.Context, req *StartRequest) (Status, error)
+	Stop(ctx context.Context, user, server string, now bool) (Status, error)
+	Status(ctx context.Context, user, server string) (Status, error)
+}
+
+// ErrorKind maps a backend error to the API's error code and HTTP status.
+type ErrorKind func(err error) (code string, status int)
+
+// Server is the HTTP handler of the API.
+type Server struct {
+	cfg       *policy.Config
+	backend   Backend
+	errorKind ErrorKind
+	version   string
+	mux       *http.ServeMux
+}
+
+type callerKey struct{}
+
+// NewServer returns the API handler. errorKind classifies backend errors; version is
+// the daemon's version reported by GET /v1/version.
+func NewServer(cfg *policy.Config, backend Backend, errorKind ErrorKind, version string) *Server {
+	s := &Server{cfg: cfg, backend: backend, errorKind: errorKind, version: version, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /v1/version", s.handleVersion)
+	s.mux.HandleFunc("POST /v1/servers/start", s.handleStart)
+	s.mux.HandleFunc("POST /v1/servers/stop", s.handleStop)
+	s.mux.HandleFunc("GET /v1/servers/status", s.handleStatus)
+	return s
+}
+
+// ConnContext stores the peer credentials of conn in the connection's context; it is
+// meant for http.Server.ConnContext. Credentials that cannot be read are stored as
+// absent, and every request on that connection is rejected.
+func ConnContext(ctx context.Context, conn net.Conn) context.Context {
+	caller, err := peercred.Get(conn)
+	if err != nil {
+		slog.Warn("reading peer credentials failed; rejecting the connection's requests", "err", err)
+		return ctx
+	}
+	return context.WithValue(ctx, callerKey{}, caller)
+}
+
+// CallerFrom returns the caller stored by ConnContext.
+func CallerFrom(ctx context.Context) (policy.Caller, bool) {
+	caller, ok := ctx.Value(callerKey{}).(policy.Caller)
+	return caller, ok
+}
+
+// ServeHTTP checks the caller against the policy before any handler runs.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	caller, ok := CallerFrom(r.Context())
+	if !ok {
+		writeError(w, http.StatusForbidden, "forbidden", "the caller's credentials could not be read from the socket")
+		return
+	}
+	if !s.cfg.CallerAllowed(caller) {
+		slog.Warn("request rejected", "caller_uid", caller.UID, "caller_pid", caller.PID, "method", r.Method, "path", r.URL.Path, "decision", "reject", "reason", "caller not allowed")
+		writeError(w, http.StatusForbidden, "forbidden",
+			fmt.Sprintf("uid %d is not allowed to use sdspawner: add it to callers.uids, or the user to a group in callers.groups, in the daemon's configuration", caller.UID))
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) handleVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, VersionResponse{Version: s.version, API: Version})
+}
+
+func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
+	var req StartRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	st, err := s.backend.Start(r.Context(), &req)
+	s.finish(w, r, "start", req.User, req.Server, st, err)
+}
+
+func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
+	var req StopRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	st, err := s.backend.Stop(r.Context(), req.User, req.Server, req.Now)
+	s.finish(w, r, "stop", req.User, req.Server, st, err)
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	query := r.URL.Query()
+	if !query.Has("user") {
+		writeError(w, http.StatusBadRequest, "invalid_request", "query parameter user is missing")
+		return
+	}
+	st, err := s.backend.Status(r.Context(), query.Get("user"), query.Get("server"))
+	if err != nil {
+		code, status := s.errorKind(err)
+		writeError(w, status, code, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// decode reads a strict JSON body into v, writing a 400 response and returning false
+// when it is invalid.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request", fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes))
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("read request body: %v", err))
+		return false
+	}
+	if err := DecodeStrict(body, v); err != nil {
+		s.audit(r, "decode", "", "", "", "reject", err.Error())
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return false
+	}
+	return true
+}
+
+// finish writes the response of a start or stop and logs the request once.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, action, user, server string, st Status, err error) {
+	if err != nil {
+		code, status := s.errorKind(err)
+		s.audit(r, action, user, server, st.Unit, "reject", err.Error())
+		writeError(w, status, code, err.Error())
+		return
+	}
+	s.audit(r, action, user, server, st.Unit, "allow", "")
+	writeJSON(w, http.StatusOK, st)
+}
+
+// audit logs one request with who asked, for what, and the outcome. It never logs the
+// request body, which carries the API token.
+func (s *Server) audit(r *http.Request, action, user, server, unit, decision, reason string) {
+	caller, _ := CallerFrom(r.Context())
+	slog.Info("request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", action,
+		"user", user, "server", server, "unit", unit, "decision", decision, "reason", reason)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		slog.Debug("writing response failed", "err", err)
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, ErrorResponse{Error: message, Code: code})
+}

@@ -1,0 +1,136 @@
+// Package policy holds the admin's rules for the daemon: who may call it and which
+// servers it may start. The rules come from a TOML file owned by root.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/sdspawner/sdspawner/internal/account"
+)
+
+// DefaultPath is where the daemon reads its configuration when no -config is given.
+const DefaultPath = "/etc/sdspawner/config.toml"
+
+// Config is the daemon's configuration file.
+type Config struct {
+	// Socket sets where and how the API socket is created.
+	Socket SocketConfig `toml:"socket"`
+	// Callers lists who may use the API.
+	Callers CallersConfig `toml:"callers"`
+	// Accounts limits which unix accounts servers may run as.
+	Accounts AccountsConfig `toml:"accounts"`
+	// EnvDir is the root-only directory for the servers' environment files.
+	EnvDir string `toml:"env_dir"`
+}
+
+// SocketConfig is the [socket] table.
+type SocketConfig struct {
+	// Path is the Unix socket's file name.
+	Path string `toml:"path"`
+	// Mode is the socket's permission bits, as an octal string such as "0660".
+	Mode string `toml:"mode"`
+	// Group owns the socket, so that its members (the hub's user) can connect. Empty
+	// keeps root's group.
+	Group string `toml:"group"`
+}
+
+// CallersConfig is the [callers] table. A caller is allowed when its uid is in UIDs or
+// it is a member of one of Groups; the uid and gid come from SO_PEERCRED.
+type CallersConfig struct {
+	// UIDs are user ids allowed to call.
+	UIDs []uint32 `toml:"uids"`
+	// Groups are group names whose members may call.
+	Groups []string `toml:"groups"`
+}
+
+// AccountsConfig is the [accounts] table.
+type AccountsConfig struct {
+	// MinUID is the smallest uid a server may run as. Zero means UID_MIN from
+	// /etc/login.defs, or 1000. Root is never allowed, whatever this says.
+	MinUID uint32 `toml:"min_uid"`
+}
+
+// Default returns the configuration used when there is no file: the socket at
+// /run/sdspawner/sdspawner.sock, mode 0660, group jupyterhub, and root and members of
+// the jupyterhub group as callers, which fits a hub running as the user jupyterhub.
+func Default() Config {
+	return Config{
+		Socket: SocketConfig{
+			Path:  "/run/sdspawner/sdspawner.sock",
+			Mode:  "0660",
+			Group: "jupyterhub",
+		},
+		Callers: CallersConfig{
+			UIDs:   []uint32{0},
+			Groups: []string{"jupyterhub"},
+		},
+		EnvDir: "/run/sdspawner/env",
+	}
+}
+
+// Load reads the configuration file at path on top of Default. A missing file at the
+// default path gives the defaults; a missing file named explicitly is an error, because
+// the admin expects it to be used.
+func Load(path string, explicit bool) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return cfg, cfg.finish()
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("read configuration %s: %w", path, err)
+	}
+	meta, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		return Config{}, fmt.Errorf("configuration %s: %w", path, err)
+	}
+	if undecoded := meta.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, key := range undecoded {
+			keys[i] = key.String()
+		}
+		return Config{}, fmt.Errorf("configuration %s: unknown key %s; see docs/config.md for the valid keys", path, strings.Join(keys, ", "))
+	}
+	if err := cfg.finish(); err != nil {
+		return Config{}, fmt.Errorf("configuration %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// finish checks the values and fills in those that come from the system.
+func (c *Config) finish() error {
+	if !filepath.IsAbs(c.Socket.Path) {
+		return fmt.Errorf("socket.path %q is invalid: it must be an absolute path", c.Socket.Path)
+	}
+	if _, err := c.SocketMode(); err != nil {
+		return err
+	}
+	if !filepath.IsAbs(c.EnvDir) || filepath.Clean(c.EnvDir) != c.EnvDir {
+		return fmt.Errorf("env_dir %q is invalid: it must be a clean absolute path", c.EnvDir)
+	}
+	if c.Accounts.MinUID == 0 {
+		minUID, err := account.UIDMin("/etc/login.defs")
+		if err != nil {
+			return fmt.Errorf("accounts.min_uid is not set and UID_MIN could not be read: %w", err)
+		}
+		c.Accounts.MinUID = minUID
+	}
+	return nil
+}
+
+// SocketMode returns socket.mode as permission bits.
+func (c *Config) SocketMode() (fs.FileMode, error) {
+	mode, err := strconv.ParseUint(c.Socket.Mode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return 0, fmt.Errorf("socket.mode %q is invalid: write octal permission bits such as \"0660\"", c.Socket.Mode)
+	}
+	return fs.FileMode(mode), nil
+}

@@ -1,0 +1,51 @@
+package policy
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/sdspawner/sdspawner/internal/account"
+)
+
+// Caller is the peer of one API connection, as the kernel reports it.
+type Caller struct {
+	// PID is the caller's process id.
+	PID int32
+	// UID is the caller's user id.
+	UID uint32
+	// GID is the caller's primary group id.
+	GID uint32
+}
+
+// CallerAllowed reports whether caller may use the API: its uid is listed, or its user
+// is a member of a listed group.
+func (c *Config) CallerAllowed(caller Caller) bool {
+	for _, uid := range c.Callers.UIDs {
+		if caller.UID == uid {
+			return true
+		}
+	}
+	for _, group := range c.Callers.Groups {
+		member, err := account.InGroup(caller.UID, group)
+		if err != nil {
+			slog.Debug("group membership check failed", "uid", caller.UID, "group", group, "err", err)
+			continue
+		}
+		if member {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckAccount returns an error unless servers may run as acct: never root, never a
+// uid below accounts.min_uid, which keeps system accounts out.
+func (c *Config) CheckAccount(acct account.Account) error {
+	if acct.UID == 0 {
+		return fmt.Errorf("unix user %q has uid 0: servers never run as root", acct.Name)
+	}
+	if acct.UID < c.Accounts.MinUID {
+		return fmt.Errorf("unix user %q has uid %d, below accounts.min_uid %d: system accounts may not run servers", acct.Name, acct.UID, c.Accounts.MinUID)
+	}
+	return nil
+}

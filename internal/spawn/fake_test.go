@@ -1,0 +1,192 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/sdspawner/sdspawner/internal/account"
+	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/policy"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
+
+// fakeSystemd keeps units in memory. Real systemd is exercised by the tests in the
+// throwaway systemd bed; this fake covers the daemon's own decisions.
+type fakeSystemd struct {
+	mu    sync.Mutex
+	units map[string]*systemd.UnitState
+	props map[string][]systemd.Property
+	// startErr, when set, makes StartTransient load the unit as failed and return it.
+	startErr error
+	// startDelay makes StartTransient wait, to test concurrent starts.
+	startDelay time.Duration
+	calls      []string
+}
+
+func newFakeSystemd() *fakeSystemd {
+	return &fakeSystemd{units: map[string]*systemd.UnitState{}, props: map[string][]systemd.Property{}}
+}
+
+func (f *fakeSystemd) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeSystemd) StartTransient(ctx context.Context, name string, props []systemd.Property) error {
+	f.record("start " + name)
+	time.Sleep(f.startDelay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u, ok := f.units[name]; ok && u.Loaded() {
+		return dbus.Error{Name: "org.freedesktop.systemd1.UnitExists"}
+	}
+	state := &systemd.UnitState{Name: name, LoadState: "loaded", ActiveState: "active", SubState: "running", MainPID: 42}
+	for _, p := range props {
+		switch p.Name {
+		case "LogExtraFields":
+			for _, field := range p.Value.Value().([][]byte) {
+				state.LogExtraFields = append(state.LogExtraFields, string(field))
+			}
+		case "User":
+			state.User = p.Value.Value().(string)
+		}
+	}
+	f.props[name] = props
+	if f.startErr != nil {
+		state.ActiveState, state.SubState, state.Result = "failed", "failed", "exit-code"
+		state.ExecMainCode, state.ExecMainStatus, state.MainPID = 1, 203, 0
+		f.units[name] = state
+		return f.startErr
+	}
+	f.units[name] = state
+	return nil
+}
+
+func (f *fakeSystemd) Stop(ctx context.Context, name string) error {
+	f.record("stop " + name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u, ok := f.units[name]; ok && u.ActiveState != "failed" {
+		delete(f.units, name)
+	}
+	return nil
+}
+
+func (f *fakeSystemd) Kill(ctx context.Context, name string) error {
+	f.record("kill " + name)
+	return nil
+}
+
+func (f *fakeSystemd) ResetFailed(ctx context.Context, name string) error {
+	f.record("reset " + name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u, ok := f.units[name]; ok && (u.ActiveState == "failed" || u.ActiveState == "inactive") {
+		delete(f.units, name)
+	}
+	return nil
+}
+
+func (f *fakeSystemd) State(ctx context.Context, name string) (systemd.UnitState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if u, ok := f.units[name]; ok {
+		return *u, nil
+	}
+	return systemd.UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil
+}
+
+func (f *fakeSystemd) prop(unit, name string) (any, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.props[unit] {
+		if p.Name == name {
+			return p.Value.Value(), true
+		}
+	}
+	return nil, false
+}
+
+// fakeFS answers stat for a fixed set of paths.
+type fakeFS map[string]fs.FileMode
+
+type fakeInfo struct {
+	name string
+	mode fs.FileMode
+}
+
+func (i fakeInfo) Name() string       { return i.name }
+func (i fakeInfo) Size() int64        { return 0 }
+func (i fakeInfo) Mode() fs.FileMode  { return i.mode }
+func (i fakeInfo) ModTime() time.Time { return time.Time{} }
+func (i fakeInfo) IsDir() bool        { return i.mode.IsDir() }
+func (i fakeInfo) Sys() any           { return nil }
+
+func (f fakeFS) stat(path string) (fs.FileInfo, error) {
+	mode, ok := f[path]
+	if !ok {
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: fs.ErrNotExist}
+	}
+	return fakeInfo{name: path, mode: mode}, nil
+}
+
+var testAccounts = map[string]account.Account{
+	"alice":  {Name: "alice", UID: 1001, GID: 1001, Group: "alice", Home: "/home/alice"},
+	"bob":    {Name: "bob", UID: 1002, GID: 1002, Group: "bob", Home: "/home/bob"},
+	"root":   {Name: "root", UID: 0, GID: 0, Group: "root", Home: "/root"},
+	"daemon": {Name: "daemon", UID: 1, GID: 1, Group: "daemon", Home: "/usr/sbin"},
+}
+
+func lookupTestAccount(name string) (account.Account, error) {
+	if acct, ok := testAccounts[name]; ok {
+		return acct, nil
+	}
+	return account.Account{}, fmt.Errorf("%w: %q", account.ErrNotFound, name)
+}
+
+// newTestService returns a service on a fake systemd, with an environment file store in
+// a temporary directory and a file system holding the usual server binaries.
+func newTestService(t *testing.T) (*Service, *fakeSystemd, string) {
+	t.Helper()
+	cfg := policy.Default()
+	cfg.Accounts.MinUID = 1000
+	dir := t.TempDir() + "/env"
+	envs, err := envfile.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := newFakeSystemd()
+	s := New(&cfg, sd, envs)
+	s.lookupUser = lookupTestAccount
+	files := fakeFS{
+		"/usr/local/bin/jupyterhub-singleuser": 0o755,
+		"/opt/conda/bin/jupyterhub-singleuser": 0o755,
+		"/usr/bin/notexec":                     0o644,
+		"/srv/data":                            fs.ModeDir | 0o755,
+		"/home/alice":                          fs.ModeDir | 0o755,
+	}
+	s.stat = files.stat
+	return s, sd, dir
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	return names
+}

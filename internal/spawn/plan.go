@@ -1,0 +1,310 @@
+package spawn
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sdspawner/sdspawner/internal/account"
+	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+	"github.com/sdspawner/sdspawner/internal/unitname"
+)
+
+// DefaultPath is the PATH of a server when the hub's environment has none, as JupyterHub
+// 5.2 and later no longer pass the hub's PATH on. It is systemd's default for services.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// minMemLimit is the smallest mem_limit accepted. No Python server starts in less, and
+// a tiny value is far more likely a unit mistake (MB meant, bytes written).
+const minMemLimit = 1 << 20
+
+// minCPULimit is the smallest cpu_limit accepted: 1% of one CPU. With systemd's default
+// CPUQuotaPeriodSec=100ms it gives the kernel's minimum quota of 1 ms a period.
+const minCPULimit = 0.01
+
+// cpuQuotaStepUSec is the precision applied to cpu_limit: whole milliseconds of CPU time
+// a second, so 0.0005 CPU of difference is rounded away.
+const cpuQuotaStepUSec = 1000
+
+// maxNameBytes bounds the user and server names, which JupyterHub keeps far shorter.
+const maxNameBytes = 255
+
+// plan is everything needed to create one server's unit.
+type plan struct {
+	unit  string
+	acct  account.Account
+	env   map[string]string
+	argv  []string
+	props []systemd.Property
+}
+
+// validateName returns an error unless name is usable as a user or server name in
+// templates, unit names and journal fields.
+func validateName(field, name string, required bool) error {
+	if required && name == "" {
+		return invalidf("%s is missing: every request names the JupyterHub user", field)
+	}
+	if len(name) > maxNameBytes {
+		return invalidf("%s %q is longer than %d bytes", field, name, maxNameBytes)
+	}
+	if !utf8.ValidString(name) {
+		return invalidf("%s %q is not valid UTF-8", field, name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return invalidf("%s %q contains the control character %U", field, name, r)
+		}
+	}
+	return nil
+}
+
+// expandPath expands a path template with raw values, and requires the result to be a
+// clean absolute path. A value that contains '/' or is "." or ".." is rejected, so that
+// a user name cannot climb out of the directory the admin wrote.
+func expandPath(option, template string, vars unitname.Vars) (string, error) {
+	for _, value := range []string{vars.UserName, vars.ServerName} {
+		if strings.ContainsRune(value, '/') || value == "." || value == ".." {
+			return "", invalidf("%s %q cannot be expanded for the name %q: a name used in a path must not contain '/' or be '.' or '..'", option, template, value)
+		}
+	}
+	path := unitname.Expand(template, vars, func(s string) string { return s })
+	if strings.ContainsAny(path, "\x00\n") {
+		return "", invalidf("%s %q expands to a path with a NUL or newline character", option, template)
+	}
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return "", invalidf("%s %q expands to %q, which is not a clean absolute path", option, template, path)
+	}
+	return path, nil
+}
+
+// expandPathList expands every entry of a path list option. A leading '-', systemd's mark
+// for a path that may be missing, is kept; any other path must exist now, so that a typo
+// fails the start with the path named instead of a unit that fails to set up its mounts.
+func (s *Service) expandPathList(option string, templates []string, vars unitname.Vars) ([]string, error) {
+	paths := make([]string, 0, len(templates))
+	for _, template := range templates {
+		optional := strings.HasPrefix(template, "-")
+		path, err := expandPath(option, strings.TrimPrefix(template, "-"), vars)
+		if err != nil {
+			return nil, err
+		}
+		if optional {
+			paths = append(paths, "-"+path)
+			continue
+		}
+		if _, err := s.stat(path); err != nil {
+			return nil, invalidf("%s entry %q does not exist (%v): create it, or write it as %q to make it optional", option, path, err, "-"+path)
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
+}
+
+// resolveExecutable finds name on searchPath the way execvp would. systemd needs an
+// absolute path in ExecStart, and resolving it here turns "not found" into an error
+// naming the command and the PATH instead of a unit that fails at exec.
+func (s *Service) resolveExecutable(name, searchPath string) (string, error) {
+	if strings.Contains(name, "/") {
+		if !filepath.IsAbs(name) {
+			return "", invalidf("command %q is a relative path: give an absolute path or a bare name to look up on PATH", name)
+		}
+		if err := s.checkExecutable(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(searchPath) {
+		if !filepath.IsAbs(dir) {
+			continue
+		}
+		candidate := filepath.Join(dir, name)
+		if s.checkExecutable(candidate) == nil {
+			return candidate, nil
+		}
+	}
+	return "", invalidf("command %q not found on the server's PATH %q: install it, or set extra_paths or cmd to where it is", name, searchPath)
+}
+
+func (s *Service) checkExecutable(path string) error {
+	info, err := s.stat(path)
+	if err != nil {
+		return invalidf("command %q not found: %v", path, err)
+	}
+	if !info.Mode().IsRegular() || info.Mode().Perm()&0o111 == 0 {
+		return invalidf("command %q is not an executable file", path)
+	}
+	return nil
+}
+
+// formatCPULimit writes cpu as Python's str(float) does, the form upstream
+// SystemdSpawner puts in CPU_LIMIT ("2.0", "0.5").
+func formatCPULimit(cpu float64) string {
+	text := strconv.FormatFloat(cpu, 'f', -1, 64)
+	if !strings.Contains(text, ".") {
+		text += ".0"
+	}
+	return text
+}
+
+// validateLimits checks mem_limit and cpu_limit before anything is created.
+func validateLimits(req *api.StartRequest) error {
+	if req.MemLimit != nil && *req.MemLimit < minMemLimit {
+		return invalidf("mem_limit %d is invalid: use None for no limit, or a size of at least 1M (%d bytes)", *req.MemLimit, minMemLimit)
+	}
+	if req.CPULimit != nil {
+		cpu := *req.CPULimit
+		if math.IsNaN(cpu) || math.IsInf(cpu, 0) || cpu < minCPULimit {
+			return invalidf("cpu_limit %v is invalid: use None for no limit, or at least %v (1%% of one CPU)", cpu, minCPULimit)
+		}
+	}
+	return nil
+}
+
+// planStart validates req and works out the unit to create. It reads users and files
+// but changes nothing.
+func (s *Service) planStart(req *api.StartRequest) (plan, error) {
+	if err := validateName("user", req.User, true); err != nil {
+		return plan{}, err
+	}
+	if err := validateName("server", req.Server, false); err != nil {
+		return plan{}, err
+	}
+	if len(req.Cmd) == 0 || req.Cmd[0] == "" {
+		return plan{}, invalidf("cmd is missing: the request must give the server's command line")
+	}
+	for i, arg := range req.Cmd {
+		if strings.ContainsRune(arg, 0) || !utf8.ValidString(arg) {
+			return plan{}, invalidf("cmd[%d] %q contains a NUL byte or is not valid UTF-8", i, arg)
+		}
+	}
+	if err := validateLimits(req); err != nil {
+		return plan{}, err
+	}
+	if req.DynamicUsers {
+		return plan{}, invalidf("dynamic_users is not supported by this daemon version yet; set it to False")
+	}
+	if len(req.UnitExtraProperties) > 0 {
+		return plan{}, invalidf("unit_extra_properties is not supported by this daemon version yet; leave it empty")
+	}
+	for name, value := range req.Env {
+		if err := envfile.ValidateName(name); err != nil {
+			return plan{}, invalidf("env: %w", err)
+		}
+		if err := envfile.ValidateValue(name, value); err != nil {
+			return plan{}, invalidf("env: %w", err)
+		}
+	}
+
+	vars := unitname.Vars{UserName: req.User, ServerName: req.Server}
+	usernameTemplate := req.UsernameTemplate
+	if usernameTemplate == "" {
+		usernameTemplate = "{USERNAME}"
+	}
+	unixName := unitname.Expand(usernameTemplate, vars, func(s string) string { return s })
+	acct, err := s.lookupUser(unixName)
+	if err != nil {
+		return plan{}, invalidf("username_template %q gives the unix user %q: %w", usernameTemplate, unixName, err)
+	}
+	if err := s.cfg.CheckAccount(acct); err != nil {
+		return plan{}, newError(KindForbidden, "%w", err)
+	}
+	vars.UserID = strconv.FormatUint(uint64(acct.UID), 10)
+
+	unit, err := unitname.ForServer(req.UnitNameTemplate, vars)
+	if err != nil {
+		return plan{}, invalidf("%w", err)
+	}
+
+	workingDir := acct.Home
+	if req.UserWorkingDir != nil && *req.UserWorkingDir != "" {
+		workingDir, err = expandPath("user_workingdir", *req.UserWorkingDir, vars)
+		if err != nil {
+			return plan{}, err
+		}
+	}
+
+	env := make(map[string]string, len(req.Env)+4)
+	for name, value := range req.Env {
+		env[name] = value
+	}
+	basePath := env["PATH"]
+	if basePath == "" {
+		basePath = DefaultPath
+	}
+	var searchPath []string
+	for _, template := range req.ExtraPaths {
+		dir, err := expandPath("extra_paths", template, vars)
+		if err != nil {
+			return plan{}, err
+		}
+		searchPath = append(searchPath, dir)
+	}
+	env["PATH"] = strings.Join(append(searchPath, basePath), ":")
+	shell := req.DefaultShell
+	if shell == "" {
+		shell = "/bin/bash"
+	}
+	env["SHELL"] = shell
+
+	readOnly, err := s.expandPathList("readonly_paths", req.ReadOnlyPaths, vars)
+	if err != nil {
+		return plan{}, err
+	}
+	readWrite, err := s.expandPathList("readwrite_paths", req.ReadWritePaths, vars)
+	if err != nil {
+		return plan{}, err
+	}
+
+	executable, err := s.resolveExecutable(req.Cmd[0], env["PATH"])
+	if err != nil {
+		return plan{}, err
+	}
+	argv := append([]string{executable}, req.Cmd[1:]...)
+
+	props := []systemd.Property{
+		systemd.PropDescription(fmt.Sprintf("JupyterHub server %q of user %q (sdspawner)", req.Server, req.User)),
+		systemd.PropType("exec"),
+		systemd.PropExecStartEx(argv),
+		systemd.PropUser(acct.Name),
+		systemd.PropGroup(acct.Group),
+		systemd.PropWorkingDirectory(workingDir),
+		systemd.PropRuntimeDirectory(strings.TrimSuffix(unit, unitname.Suffix)),
+		systemd.PropRuntimeDirectoryMode(0o700),
+		systemd.PropLogExtraFields(fieldManaged+"=1", fieldUser+"="+req.User, fieldServer+"="+req.Server),
+		// Keep the server when the kernel kills one of its processes (a kernel of a
+		// notebook) for memory: only that process dies, not the whole unit.
+		systemd.PropOOMPolicy("continue"),
+		// A weight on every unit turns the cpu controller on, so users share CPU fairly
+		// even without cpu_limit; without it one busy user can starve the others.
+		systemd.PropCPUWeight(100),
+		systemd.PropMemoryAccounting(true),
+		systemd.PropPrivateTmp(req.IsolateTmp),
+		systemd.PropPrivateDevices(req.IsolateDevices),
+		systemd.PropNoNewPrivileges(req.DisableUserSudo == nil || *req.DisableUserSudo),
+	}
+	if req.MemLimit != nil {
+		props = append(props, systemd.PropMemoryMax(uint64(*req.MemLimit)))
+		env["MEM_LIMIT"] = strconv.FormatInt(*req.MemLimit, 10)
+	}
+	if req.CPULimit != nil {
+		usec := math.Round(*req.CPULimit*1e6/cpuQuotaStepUSec) * cpuQuotaStepUSec
+		props = append(props, systemd.PropCPUQuotaPerSecUSec(uint64(usec)))
+		env["CPU_LIMIT"] = formatCPULimit(*req.CPULimit)
+	}
+	if len(readOnly) > 0 {
+		props = append(props, systemd.PropReadOnlyPaths(readOnly))
+	}
+	if len(readWrite) > 0 {
+		props = append(props, systemd.PropReadWritePaths(readWrite))
+	}
+	if req.Slice != nil && *req.Slice != "" {
+		props = append(props, systemd.PropSlice(*req.Slice))
+	}
+
+	return plan{unit: unit, acct: acct, env: env, argv: argv, props: props}, nil
+}

@@ -1,0 +1,147 @@
+package spawn
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/sdspawner/sdspawner/internal/account"
+	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/policy"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
+
+// Systemd is the part of systemd's manager that the service uses; *systemd.Conn
+// implements it, and unit tests use a fake.
+type Systemd interface {
+	StartTransient(ctx context.Context, name string, props []systemd.Property) error
+	Stop(ctx context.Context, name string) error
+	Kill(ctx context.Context, name string) error
+	ResetFailed(ctx context.Context, name string) error
+	State(ctx context.Context, name string) (systemd.UnitState, error)
+}
+
+// Journal fields that mark a unit as sdspawner's and say whose server it runs. They are
+// unit properties (LogExtraFields), so they survive a restart of the daemon.
+const (
+	fieldManaged = "SDSPAWNER_MANAGED"
+	fieldUser    = "SDSPAWNER_USER"
+	fieldServer  = "SDSPAWNER_SERVER"
+)
+
+// key identifies one server: a JupyterHub user and a server name, "" for the default.
+type key struct {
+	user   string
+	server string
+}
+
+// entry is what the index stores for one server.
+type entry struct {
+	unit string
+	acct account.Account
+}
+
+// Service starts, stops and reports users' servers.
+type Service struct {
+	cfg  *policy.Config
+	sd   Systemd
+	envs *envfile.Store
+
+	// lookupUser and stat are replaced in unit tests.
+	lookupUser func(name string) (account.Account, error)
+	stat       func(path string) (fs.FileInfo, error)
+
+	mu sync.Mutex
+	// servers maps each known server to its unit.
+	servers map[key]entry
+	// busy holds the servers with a start or stop in progress.
+	busy map[key]bool
+}
+
+// New returns a Service that creates units through sd and writes environment files
+// into envs.
+func New(cfg *policy.Config, sd Systemd, envs *envfile.Store) *Service {
+	return &Service{
+		cfg:        cfg,
+		sd:         sd,
+		envs:       envs,
+		lookupUser: account.Lookup,
+		stat:       os.Stat,
+		servers:    make(map[key]entry),
+		busy:       make(map[key]bool),
+	}
+}
+
+// Recover rebuilds the index from systemd after a daemon start: every environment file
+// whose unit is loaded and carries sdspawner's marker is indexed again, and every other
+// environment file is removed, because its unit is gone.
+func (s *Service) Recover(ctx context.Context) error {
+	units, err := s.envs.Units()
+	if err != nil {
+		return err
+	}
+	for _, unit := range units {
+		state, err := s.sd.State(ctx, unit)
+		if err != nil {
+			slog.Warn("read state of unit during recovery failed; keeping its environment file", "unit", unit, "err", err)
+			continue
+		}
+		user, _ := state.Field(fieldUser)
+		server, _ := state.Field(fieldServer)
+		_, managed := state.Field(fieldManaged)
+		if !state.Loaded() || !managed {
+			slog.Info("removing environment file of a unit that no longer exists", "unit", unit)
+			if err := s.envs.Remove(unit); err != nil {
+				slog.Warn("remove stale environment file failed", "unit", unit, "err", err)
+			}
+			continue
+		}
+		acct, err := s.lookupUser(state.User)
+		if err != nil {
+			slog.Warn("unix user of a running unit not found", "unit", unit, "unix_user", state.User, "err", err)
+			acct = account.Account{Name: state.User}
+		}
+		s.servers[key{user: user, server: server}] = entry{unit: unit, acct: acct}
+		slog.Info("recovered server", "user", user, "server", server, "unit", unit, "active_state", state.ActiveState)
+	}
+	return nil
+}
+
+// claim marks k busy, or returns a conflict error when a start or stop of the same
+// server is already in progress.
+func (s *Service) claim(k key, action string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[k] {
+		return newError(KindConflict, "cannot %s server %q of user %q: a start or stop of it is already in progress", action, k.server, k.user)
+	}
+	s.busy[k] = true
+	return nil
+}
+
+func (s *Service) release(k key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.busy, k)
+}
+
+func (s *Service) lookup(k key) (entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.servers[k]
+	return e, ok
+}
+
+// unitOwner returns the server that the index maps unit to, if any.
+func (s *Service) unitOwner(unit string) (key, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.servers {
+		if e.unit == unit {
+			return k, true
+		}
+	}
+	return key{}, false
+}

@@ -1,0 +1,293 @@
+package spawn
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
+
+func startRequest(user string) *api.StartRequest {
+	return &api.StartRequest{
+		User: user,
+		Cmd:  []string{"jupyterhub-singleuser", "--debug", "$HOME"},
+		Env:  map[string]string{"JUPYTERHUB_API_TOKEN": "tok-secret", "JUPYTERHUB_USER": user},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestStartBuildsUnit(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	req := startRequest("alice")
+	req.MemLimit = ptr(int64(1610612736))
+	req.CPULimit = ptr(0.5)
+	req.IsolateTmp = true
+	req.ExtraPaths = []string{"/opt/conda/bin"}
+
+	st, err := s.Start(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+	if st.Unit != unit || st.ActiveState != "active" || st.UnixUser != "alice" || st.UID != 1001 {
+		t.Errorf("status = %+v", st)
+	}
+	checks := map[string]any{
+		"User":               "alice",
+		"Group":              "alice",
+		"WorkingDirectory":   "/home/alice",
+		"MemoryMax":          uint64(1610612736),
+		"CPUQuotaPerSecUSec": uint64(500000),
+		"CPUWeight":          uint64(100),
+		"OOMPolicy":          "continue",
+		"PrivateTmp":         true,
+		"PrivateDevices":     false,
+		"NoNewPrivileges":    true,
+		"Type":               "exec",
+	}
+	for name, want := range checks {
+		got, ok := sd.prop(unit, name)
+		if !ok {
+			t.Errorf("property %s not set", name)
+			continue
+		}
+		if got != want {
+			t.Errorf("property %s = %#v, want %#v", name, got, want)
+		}
+	}
+	if _, ok := sd.prop(unit, "Environment"); ok {
+		t.Error("Environment= is set; the token must only go through the environment file")
+	}
+
+	exec, _ := sd.prop(unit, "ExecStartEx")
+	cmd := exec.([]systemd.ExecCommandEx)[0]
+	if cmd.Path != "/opt/conda/bin/jupyterhub-singleuser" {
+		t.Errorf("ExecStartEx path = %q, want the extra_paths binary first", cmd.Path)
+	}
+	if len(cmd.Flags) != 1 || cmd.Flags[0] != "no-env-expand" {
+		t.Errorf("ExecStartEx flags = %q, want no-env-expand", cmd.Flags)
+	}
+	if strings.Join(cmd.Argv, " ") != "/opt/conda/bin/jupyterhub-singleuser --debug $HOME" {
+		t.Errorf("ExecStartEx argv = %q", cmd.Argv)
+	}
+
+	data, err := os.ReadFile(dir + "/" + unit + ".env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := string(data)
+	for _, want := range []string{
+		`JUPYTERHUB_API_TOKEN="tok-secret"`,
+		`MEM_LIMIT="1610612736"`,
+		`CPU_LIMIT="0.5"`,
+		`PATH="/opt/conda/bin:` + DefaultPath + `"`,
+		`SHELL="/bin/bash"`,
+	} {
+		if !strings.Contains(env, want) {
+			t.Errorf("environment file lacks %s:\n%s", want, env)
+		}
+	}
+}
+
+func TestStartRejectsLeaveNothing(t *testing.T) {
+	cases := []struct {
+		name string
+		edit func(*api.StartRequest)
+		want string
+	}{
+		{"root", func(r *api.StartRequest) { r.UsernameTemplate = "root" }, "uid 0"},
+		{"system account", func(r *api.StartRequest) { r.UsernameTemplate = "daemon" }, "below accounts.min_uid"},
+		{"unknown unix user", func(r *api.StartRequest) { r.User = "nobody-here" }, `"nobody-here"`},
+		{"missing command", func(r *api.StartRequest) { r.Cmd = []string{"nope"} }, `command "nope" not found on the server's PATH`},
+		{"relative command", func(r *api.StartRequest) { r.Cmd = []string{"bin/x"} }, "relative path"},
+		{"not executable", func(r *api.StartRequest) { r.Cmd = []string{"/usr/bin/notexec"} }, "not an executable"},
+		{"empty cmd", func(r *api.StartRequest) { r.Cmd = nil }, "cmd is missing"},
+		{"zero memory", func(r *api.StartRequest) { r.MemLimit = ptr(int64(0)) }, "mem_limit 0 is invalid"},
+		{"tiny cpu", func(r *api.StartRequest) { r.CPULimit = ptr(0.001) }, "cpu_limit 0.001 is invalid"},
+		{"negative cpu", func(r *api.StartRequest) { r.CPULimit = ptr(-1.0) }, "cpu_limit -1 is invalid"},
+		{"bad env name", func(r *api.StartRequest) { r.Env["BAD-NAME"] = "x" }, `"BAD-NAME" is invalid`},
+		{"missing readonly path", func(r *api.StartRequest) { r.ReadOnlyPaths = []string{"/srv/missing"} }, `"/srv/missing" does not exist`},
+		{"path traversal", func(r *api.StartRequest) { r.User = ".."; r.UsernameTemplate = "alice"; r.UserWorkingDir = ptr("/home/{USERNAME}") }, "must not contain '/'"},
+		{"relative workdir", func(r *api.StartRequest) { r.UserWorkingDir = ptr("work") }, "not a clean absolute path"},
+		{"control char user", func(r *api.StartRequest) { r.User = "al\nice" }, "control character"},
+		{"bad unit template", func(r *api.StartRequest) { r.UnitNameTemplate = "jupyter {USERNAME}" }, "invalid unit name"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sd, dir := newTestService(t)
+			req := startRequest("alice")
+			tc.edit(req)
+			_, err := s.Start(context.Background(), req)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start = %v, want an error containing %q", err, tc.want)
+			}
+			if KindOf(err) != KindInvalid && KindOf(err) != KindForbidden {
+				t.Errorf("kind = %v, want invalid or forbidden", KindOf(err))
+			}
+			if len(sd.units) != 0 || len(sd.calls) != 0 {
+				t.Errorf("systemd was called: %v", sd.calls)
+			}
+			if files := listDir(t, dir); len(files) != 0 {
+				t.Errorf("files left behind: %v", files)
+			}
+		})
+	}
+}
+
+func TestStartOptionalPathAccepted(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	req := startRequest("alice")
+	req.ReadOnlyPaths = []string{"-/srv/missing", "/srv/data"}
+	if _, err := s.Start(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := sd.prop("jupyter-alice-singleuser.service", "ReadOnlyPaths")
+	if strings.Join(got.([]string), ",") != "-/srv/missing,/srv/data" {
+		t.Errorf("ReadOnlyPaths = %q", got)
+	}
+}
+
+func TestStartFailureCleansUp(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	sd.startErr = systemd.ErrJobFailed
+	_, err := s.Start(context.Background(), startRequest("alice"))
+	if err == nil || !strings.Contains(err.Error(), "main process status 203") {
+		t.Fatalf("Start = %v, want the exit status in the error", err)
+	}
+	if len(sd.units) != 0 {
+		t.Errorf("units left: %v", sd.units)
+	}
+	if files := listDir(t, dir); len(files) != 0 {
+		t.Errorf("files left behind: %v", files)
+	}
+	if _, err := s.Status(context.Background(), "alice", ""); KindOf(err) != KindNotFound {
+		t.Errorf("Status after failed start = %v, want not found", err)
+	}
+}
+
+func TestStartRefusesForeignUnit(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	unit := "jupyter-alice-singleuser.service"
+	sd.units[unit] = &systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: "active"}
+	_, err := s.Start(context.Background(), startRequest("alice"))
+	if KindOf(err) != KindConflict || !strings.Contains(err.Error(), "does not belong") {
+		t.Fatalf("Start = %v, want a conflict", err)
+	}
+	if sd.units[unit].ActiveState != "active" || len(sd.calls) != 0 {
+		t.Errorf("the foreign unit was touched: %v", sd.calls)
+	}
+	if files := listDir(t, dir); len(files) != 0 {
+		t.Errorf("files left behind: %v", files)
+	}
+}
+
+func TestStartResetsFailedUnit(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	unit := "jupyter-alice-singleuser.service"
+	sd.units[unit] = &systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: "failed",
+		LogExtraFields: []string{"SDSPAWNER_MANAGED=1", "SDSPAWNER_USER=alice", "SDSPAWNER_SERVER="}}
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if sd.calls[0] != "reset "+unit {
+		t.Errorf("calls = %v, want a reset first", sd.calls)
+	}
+}
+
+func TestConcurrentStartsYieldOneUnit(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	sd.startDelay = 50 * time.Millisecond
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Start(context.Background(), startRequest("alice"))
+		}()
+	}
+	wg.Wait()
+	conflicts := 0
+	for _, err := range errs {
+		if KindOf(err) == KindConflict {
+			conflicts++
+		} else if err != nil {
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if conflicts != 1 {
+		t.Errorf("conflicts = %d, want exactly 1 (errors %v)", conflicts, errs)
+	}
+	if len(sd.units) != 1 {
+		t.Errorf("units = %d, want 1", len(sd.units))
+	}
+}
+
+func TestStopRemovesEverything(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stop(context.Background(), "alice", "", true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sd.calls[1], "kill ") {
+		t.Errorf("stop with now did not kill first: %v", sd.calls)
+	}
+	if len(sd.units) != 0 {
+		t.Errorf("units left: %v", sd.units)
+	}
+	if files := listDir(t, dir); len(files) != 0 {
+		t.Errorf("files left behind: %v", files)
+	}
+	st, err := s.Stop(context.Background(), "alice", "", false)
+	if err != nil || st.Exists {
+		t.Errorf("second Stop = %+v, %v; want success with no unit", st, err)
+	}
+}
+
+func TestRecoverRebuildsIndex(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/jupyter-gone-singleuser.service.env", []byte("A=\"1\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := New(s.cfg, sd, s.envs)
+	restarted.lookupUser = lookupTestAccount
+	if err := restarted.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := restarted.Status(context.Background(), "alice", "")
+	if err != nil || st.ActiveState != "active" || st.UID != 1001 {
+		t.Errorf("Status after recovery = %+v, %v", st, err)
+	}
+	files := listDir(t, dir)
+	if len(files) != 1 || files[0] != "jupyter-alice-singleuser.service.env" {
+		t.Errorf("files after recovery = %v, want only alice's", files)
+	}
+}
+
+func TestStatusReportsExitStatus(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	u := sd.units["jupyter-alice-singleuser.service"]
+	u.ActiveState, u.ExecMainCode, u.ExecMainStatus = "failed", 2, 9
+	st, err := s.Status(context.Background(), "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ExitStatus == nil || *st.ExitStatus != 137 {
+		t.Errorf("exit status = %v, want 137 for SIGKILL", st.ExitStatus)
+	}
+}

@@ -1,0 +1,121 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
+
+// Start creates and starts the unit for one server, and returns its status once systemd
+// has executed the server's command. On any error nothing is left behind: no unit, no
+// environment file.
+func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status, error) {
+	p, err := s.planStart(req)
+	if err != nil {
+		return api.Status{}, err
+	}
+	k := key{user: req.User, server: req.Server}
+	if err := s.claim(k, "start"); err != nil {
+		return api.Status{}, err
+	}
+	defer s.release(k)
+
+	if owner, ok := s.unitOwner(p.unit); ok && owner != k {
+		return api.Status{}, newError(KindConflict, "unit %s already runs server %q of user %q; change unit_name_template so that every user and server gets its own unit", p.unit, owner.server, owner.user)
+	}
+	if err := s.clearLeftover(ctx, k, p.unit); err != nil {
+		return api.Status{}, err
+	}
+
+	envPath, err := s.envs.Write(p.unit, p.env)
+	if err != nil {
+		return api.Status{}, err
+	}
+	props := append(p.props, systemd.PropEnvironmentFile(envPath))
+
+	s.mu.Lock()
+	s.servers[k] = entry{unit: p.unit, acct: p.acct}
+	s.mu.Unlock()
+
+	if err := s.sd.StartTransient(ctx, p.unit, props); err != nil {
+		startErr := s.startFailure(ctx, p.unit, err)
+		s.forget(k)
+		s.cleanup(context.WithoutCancel(ctx), p.unit)
+		return api.Status{}, startErr
+	}
+	slog.Info("server started", "user", req.User, "server", req.Server, "unit", p.unit, "unix_user", p.acct.Name)
+	return s.status(ctx, k)
+}
+
+// clearLeftover makes the unit name free before a start. A failed unit of the same name
+// blocks StartTransientUnit until it is reset. A running unit that belongs to the same
+// server, left from before a hub restart the hub does not remember, is stopped and
+// replaced. A running unit that sdspawner did not create is never touched.
+func (s *Service) clearLeftover(ctx context.Context, k key, unit string) error {
+	state, err := s.sd.State(ctx, unit)
+	if err != nil {
+		return newError(KindUnavailable, "read state of unit %s: %w", unit, err)
+	}
+	if !state.Loaded() {
+		return nil
+	}
+	user, _ := state.Field(fieldUser)
+	server, _ := state.Field(fieldServer)
+	_, managed := state.Field(fieldManaged)
+	if !managed || user != k.user || server != k.server {
+		return newError(KindConflict, "unit %s exists and does not belong to server %q of user %q; stop it or change unit_name_template", unit, k.server, k.user)
+	}
+	switch state.ActiveState {
+	case "failed", "inactive":
+		return s.sd.ResetFailed(ctx, unit)
+	default:
+		slog.Warn("replacing a running unit of the same server", "user", k.user, "server", k.server, "unit", unit, "active_state", state.ActiveState)
+		if err := s.sd.Stop(ctx, unit); err != nil {
+			return fmt.Errorf("stop the earlier unit %s of this server: %w", unit, err)
+		}
+		return s.sd.ResetFailed(ctx, unit)
+	}
+}
+
+// startFailure turns a failed start into an error that says why, from what systemd
+// reports about the unit.
+func (s *Service) startFailure(ctx context.Context, unit string, err error) error {
+	if systemd.IsInvalidArgs(err) {
+		return invalidf("systemd rejected the unit %s: %w", unit, err)
+	}
+	if systemd.IsUnitExists(err) {
+		return newError(KindConflict, "unit %s is already loaded: %w", unit, err)
+	}
+	if !errors.Is(err, systemd.ErrJobFailed) {
+		return fmt.Errorf("start unit %s: %w", unit, err)
+	}
+	state, stateErr := s.sd.State(context.WithoutCancel(ctx), unit)
+	if stateErr != nil {
+		return fmt.Errorf("start unit %s: %w", unit, err)
+	}
+	return fmt.Errorf("unit %s failed to start (result %s, main process status %d; see `journalctl -u %s`): %w",
+		unit, state.Result, state.ExecMainStatus, unit, err)
+}
+
+// cleanup stops and resets unit and removes its environment file, logging what fails.
+func (s *Service) cleanup(ctx context.Context, unit string) {
+	if err := s.sd.Stop(ctx, unit); err != nil {
+		slog.Warn("stop unit during cleanup failed", "unit", unit, "err", err)
+	}
+	if err := s.sd.ResetFailed(ctx, unit); err != nil {
+		slog.Warn("reset unit during cleanup failed", "unit", unit, "err", err)
+	}
+	if err := s.envs.Remove(unit); err != nil {
+		slog.Warn("remove environment file during cleanup failed", "unit", unit, "err", err)
+	}
+}
+
+func (s *Service) forget(k key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.servers, k)
+}

@@ -1,0 +1,165 @@
+package systemd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+)
+
+// Conn is a connection to systemd's manager on the system bus.
+type Conn struct {
+	// bus runs jobs and waits for their JobRemoved signals.
+	bus *sddbus.Conn
+	// raw is the first of bus's two bus connections, for calls go-systemd does not wrap.
+	raw *dbus.Conn
+}
+
+// Connect opens a connection to systemd on the system bus.
+func Connect(ctx context.Context) (*Conn, error) {
+	c := &Conn{}
+	bus, err := sddbus.NewConnection(func() (*dbus.Conn, error) {
+		conn, err := dialSystemBus(ctx)
+		if err == nil && c.raw == nil {
+			c.raw = conn
+		}
+		return conn, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to systemd on the system bus: %w", err)
+	}
+	c.bus = bus
+	return c, nil
+}
+
+// dialSystemBus opens a private, authenticated connection to the system bus.
+func dialSystemBus(ctx context.Context) (*dbus.Conn, error) {
+	conn, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
+	if err != nil {
+		return nil, err
+	}
+	methods := []dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}
+	if err := conn.Auth(methods); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("authenticate to the system bus: %w", err)
+	}
+	if err := conn.Hello(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("send Hello to the system bus: %w", err)
+	}
+	return conn, nil
+}
+
+// manager returns the D-Bus object of systemd's manager.
+func (c *Conn) manager() dbus.BusObject {
+	return c.raw.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+}
+
+// Close closes the connection.
+func (c *Conn) Close() { c.bus.Close() }
+
+// Version returns systemd's version string, such as "252.22-1~deb12u1".
+func (c *Conn) Version(ctx context.Context) (string, error) {
+	var version string
+	err := c.manager().CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0,
+		"org.freedesktop.systemd1.Manager", "Version").Store(&version)
+	if err != nil {
+		return "", fmt.Errorf("read systemd's version: %w", err)
+	}
+	return version, nil
+}
+
+// ErrJobFailed is returned, wrapped, when systemd ran a job but its result was not
+// "done".
+var ErrJobFailed = errors.New("systemd job did not succeed")
+
+// StartTransient creates and starts the transient unit name with props, and waits until
+// systemd finishes the start job. With Type=exec the job is done once the main process
+// has been executed.
+func (c *Conn) StartTransient(ctx context.Context, name string, props []Property) error {
+	done := make(chan string, 1)
+	if _, err := c.bus.StartTransientUnitContext(ctx, name, "fail", props, done); err != nil {
+		return fmt.Errorf("start transient unit %s: %w", name, err)
+	}
+	return waitJob(ctx, "start", name, done)
+}
+
+// Stop stops the unit name and waits until the stop job is finished. Stopping a unit
+// that is not loaded is not an error.
+func (c *Conn) Stop(ctx context.Context, name string) error {
+	done := make(chan string, 1)
+	if _, err := c.bus.StopUnitContext(ctx, name, "replace", done); err != nil {
+		if IsNoSuchUnit(err) {
+			return nil
+		}
+		return fmt.Errorf("stop unit %s: %w", name, err)
+	}
+	return waitJob(ctx, "stop", name, done)
+}
+
+// Kill sends SIGKILL to every process of the unit name.
+func (c *Conn) Kill(ctx context.Context, name string) error {
+	if err := c.bus.KillUnitWithTarget(ctx, name, sddbus.All, int32(syscall.SIGKILL)); err != nil && !IsNoSuchUnit(err) {
+		return fmt.Errorf("kill unit %s: %w", name, err)
+	}
+	return nil
+}
+
+// ResetFailed clears the failed state of the unit name so that systemd unloads it and
+// the name can be used again. A unit that is not failed or not loaded is left as it is.
+func (c *Conn) ResetFailed(ctx context.Context, name string) error {
+	err := c.bus.ResetFailedUnitContext(ctx, name)
+	if err != nil && !IsNoSuchUnit(err) {
+		return fmt.Errorf("reset failed unit %s: %w", name, err)
+	}
+	return nil
+}
+
+func waitJob(ctx context.Context, job, name string, done <-chan string) error {
+	select {
+	case result := <-done:
+		if result != "done" {
+			return fmt.Errorf("%w: %s of %s ended with result %q", ErrJobFailed, job, name, result)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %s job of %s: %w", job, name, ctx.Err())
+	}
+}
+
+// DBusErrorName returns the D-Bus error name carried by err, or "".
+func DBusErrorName(err error) string {
+	var dbusErr dbus.Error
+	if errors.As(err, &dbusErr) {
+		return dbusErr.Name
+	}
+	var dbusErrPtr *dbus.Error
+	if errors.As(err, &dbusErrPtr) {
+		return dbusErrPtr.Name
+	}
+	return ""
+}
+
+// IsNoSuchUnit reports whether err is systemd's error for a unit that is not loaded.
+func IsNoSuchUnit(err error) bool {
+	name := DBusErrorName(err)
+	return name == "org.freedesktop.systemd1.NoSuchUnit" || name == "org.freedesktop.systemd1.LoadFailed"
+}
+
+// IsUnitExists reports whether err is systemd's error for a transient unit whose name is
+// taken by a loaded unit.
+func IsUnitExists(err error) bool {
+	return DBusErrorName(err) == "org.freedesktop.systemd1.UnitExists"
+}
+
+// IsInvalidArgs reports whether systemd rejected a property or its value.
+func IsInvalidArgs(err error) bool {
+	name := DBusErrorName(err)
+	return name == "org.freedesktop.DBus.Error.InvalidArgs" || name == "org.freedesktop.DBus.Error.PropertyReadOnly" ||
+		name == "org.freedesktop.DBus.Error.UnknownProperty"
+}

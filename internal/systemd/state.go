@@ -1,0 +1,115 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// UnitState is what systemd reports about one service unit.
+type UnitState struct {
+	// Name is the unit name.
+	Name string
+	// LoadState is "loaded", "not-found", and so on; "not-found" means no such unit.
+	LoadState string
+	// ActiveState is "active", "activating", "deactivating", "inactive" or "failed".
+	ActiveState string
+	// SubState is the service-specific state, such as "running" or "exited".
+	SubState string
+	// Result is the service's result, such as "success", "exit-code" or "oom-kill".
+	Result string
+	// MainPID is the main process id, 0 when there is none.
+	MainPID uint32
+	// ExecMainCode is the si_code of the main process's end: 1 exited, 2 killed,
+	// 3 dumped core, 0 not ended.
+	ExecMainCode int32
+	// ExecMainStatus is the exit status, or the signal number when killed.
+	ExecMainStatus int32
+	// User is the User= of the service.
+	User string
+	// LogExtraFields are the unit's extra journal fields, "NAME=value" each.
+	LogExtraFields []string
+}
+
+// Loaded reports whether systemd has the unit loaded.
+func (s UnitState) Loaded() bool {
+	return s.LoadState != "" && s.LoadState != "not-found"
+}
+
+// Field returns the value of the extra journal field name, and whether it is set.
+func (s UnitState) Field(name string) (string, bool) {
+	for _, field := range s.LogExtraFields {
+		if value, ok := strings.CutPrefix(field, name+"="); ok {
+			return value, true
+		}
+	}
+	return "", false
+}
+
+// State reads the state of the service unit name in one D-Bus call.
+func (c *Conn) State(ctx context.Context, name string) (UnitState, error) {
+	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + busEscape(name))
+	var props map[string]dbus.Variant
+	err := c.raw.Object("org.freedesktop.systemd1", path).
+		CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, "").Store(&props)
+	if err != nil {
+		return UnitState{}, fmt.Errorf("read state of unit %s: %w", name, err)
+	}
+	state := UnitState{Name: name}
+	stringProp(props, "LoadState", &state.LoadState)
+	stringProp(props, "ActiveState", &state.ActiveState)
+	stringProp(props, "SubState", &state.SubState)
+	stringProp(props, "Result", &state.Result)
+	stringProp(props, "User", &state.User)
+	if v, ok := props["MainPID"].Value().(uint32); ok {
+		state.MainPID = v
+	}
+	if v, ok := props["ExecMainCode"].Value().(int32); ok {
+		state.ExecMainCode = v
+	}
+	if v, ok := props["ExecMainStatus"].Value().(int32); ok {
+		state.ExecMainStatus = v
+	}
+	if fields, ok := props["LogExtraFields"].Value().([][]byte); ok {
+		for _, field := range fields {
+			state.LogExtraFields = append(state.LogExtraFields, string(field))
+		}
+	}
+	return state, nil
+}
+
+func stringProp(props map[string]dbus.Variant, name string, out *string) {
+	if v, ok := props[name].Value().(string); ok {
+		*out = v
+	}
+}
+
+// busEscape turns a unit name into the last element of its D-Bus object path: every
+// byte outside [A-Za-z0-9] becomes _xx, as systemd's bus_label_escape does.
+func busEscape(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && i > 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "_%02x", c)
+	}
+	return b.String()
+}
+
+// ServiceProperty reads one property of the service unit name from systemd's
+// org.freedesktop.systemd1.Service interface, such as "MemoryMax" or "User".
+func (c *Conn) ServiceProperty(ctx context.Context, name, property string) (any, error) {
+	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + busEscape(name))
+	var value dbus.Variant
+	err := c.raw.Object("org.freedesktop.systemd1", path).
+		CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Service", property).Store(&value)
+	if err != nil {
+		return nil, fmt.Errorf("read property %s of unit %s: %w", property, name, err)
+	}
+	return value.Value(), nil
+}

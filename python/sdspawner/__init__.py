@@ -1,0 +1,21 @@
+"""JupyterHub spawner that starts single-user servers through the sdspawner daemon.
+
+Select it with `c.JupyterHub.spawner_class = "sdspawner"`.
+"""
+
+from .client import (
+    DaemonError,
+    DaemonTimeoutError,
+    DaemonUnreachableError,
+    SdspawnerError,
+)
+from .spawner import ServerNotRunningError, SystemdSpawner
+
+__all__ = [
+    "DaemonError",
+    "DaemonTimeoutError",
+    "DaemonUnreachableError",
+    "SdspawnerError",
+    "ServerNotRunningError",
+    "SystemdSpawner",
+]
