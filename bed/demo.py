@@ -32,7 +32,14 @@ def print_units(hub: Hub) -> None:
     for user in USERS:
         unit = hub.unit_of(user)
         props = hub.bed.unit_properties(
-            unit, "User", "ActiveState", "SubState", "MemoryMax", "CPUQuotaPerSecUSec", "CPUWeight", "MainPID"
+            unit,
+            "User",
+            "ActiveState",
+            "SubState",
+            "MemoryMax",
+            "CPUQuotaPerSecUSec",
+            "CPUWeight",
+            "MainPID",
         )
         rows.append(
             [
@@ -88,7 +95,7 @@ def main() -> int:
             hub.stop_server(user)
         left = bed.run("systemctl list-units --all --no-legend 'jupyter-*'").stdout.strip()
         print(f"units left after stop: {left or 'none'}")
-    except Exception as err:  # noqa: BLE001 - every failure is reported with its step
+    except Exception as err:
         print(f"demo failed at step: {current}\n{err}", file=sys.stderr)
         return 1
     finally:

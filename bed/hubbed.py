@@ -57,13 +57,13 @@ class Bed:
         )
         if result.returncode != 0:
             raise BedError(f"bed: boot failed (exit {result.returncode}):\n{result.stderr}")
-        values = dict(
-            line.split("=", 1) for line in result.stdout.splitlines() if "=" in line
-        )
+        values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
         try:
             return cls(name=values["BED_NAME"], pid=int(values["BED_PID"]))
         except (KeyError, ValueError) as err:
-            raise BedError(f"bed: nspawn.sh up printed no BED_NAME/BED_PID: {result.stdout!r}") from err
+            raise BedError(
+                f"bed: nspawn.sh up printed no BED_NAME/BED_PID: {result.stdout!r}"
+            ) from err
 
     def down(self) -> None:
         """Power the bed off and remove it."""
@@ -191,9 +191,12 @@ class Hub:
             "--home-dir /var/lib/jupyterhub --create-home --shell /usr/sbin/nologin jupyterhub"
         )
         for user in self.users:
-            bed.run(f"id {shlex.quote(user)} >/dev/null 2>&1 || useradd --create-home {shlex.quote(user)}")
+            name = shlex.quote(user)
+            bed.run(f"id {name} >/dev/null 2>&1 || useradd --create-home {name}")
 
-        bed.write_file("/etc/systemd/system/sdspawner.service", DAEMON_UNIT.format(binary=DAEMON_BINARY))
+        bed.write_file(
+            "/etc/systemd/system/sdspawner.service", DAEMON_UNIT.format(binary=DAEMON_BINARY)
+        )
         bed.write_file("/etc/systemd/system/jupyterhub.service", HUB_UNIT.format(venv=self.venv))
         bed.write_file(
             "/etc/jupyterhub/jupyterhub_config.py",
@@ -209,7 +212,11 @@ class Hub:
         )
         bed.run("systemctl daemon-reload")
         bed.run("systemctl start sdspawner.service")
-        self.wait_for("daemon socket", lambda: bed.run("test -S /run/sdspawner/sdspawner.sock", check=False).returncode == 0, 30)
+        self.wait_for(
+            "daemon socket",
+            lambda: bed.run("test -S /run/sdspawner/sdspawner.sock", check=False).returncode == 0,
+            30,
+        )
         bed.run("systemctl start jupyterhub.service")
         self.wait_for("hub API", self._hub_answers, 90)
 
@@ -226,7 +233,9 @@ class Hub:
             if ready():
                 return
             time.sleep(0.5)
-        raise BedError(f"timed out after {timeout:.0f}s waiting for the {what}\n{self.diagnostics()}")
+        raise BedError(
+            f"timed out after {timeout:.0f}s waiting for the {what}\n{self.diagnostics()}"
+        )
 
     def diagnostics(self) -> str:
         """Return the last journal lines of the daemon and the hub, for error messages."""
@@ -238,13 +247,18 @@ class Hub:
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Call the hub's REST API as the admin service."""
         headers = {"Authorization": f"token {self.service_token}"}
-        return httpx.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+        return httpx.request(
+            method, f"{self.url}/hub/api{path}", headers=headers, timeout=60, **kwargs
+        )
 
     def start_server(self, user: str, timeout: float = 120) -> dict[str, Any]:
         """Start a user's default server through the REST API and wait until it is ready."""
         response = self.api("POST", f"/users/{user}/server")
         if response.status_code not in (201, 202):
-            raise BedError(f"start of {user}'s server: HTTP {response.status_code} {response.text}\n{self.diagnostics()}")
+            raise BedError(
+                f"start of {user}'s server: HTTP {response.status_code} {response.text}\n"
+                + self.diagnostics()
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             model = self.api("GET", f"/users/{user}").json()
@@ -254,7 +268,9 @@ class Hub:
             if not model.get("pending") and not server:
                 raise BedError(f"{user}'s server stopped while starting\n{self.diagnostics()}")
             time.sleep(0.5)
-        raise BedError(f"timed out after {timeout:.0f}s waiting for {user}'s server\n{self.diagnostics()}")
+        raise BedError(
+            f"timed out after {timeout:.0f}s waiting for {user}'s server\n{self.diagnostics()}"
+        )
 
     def stop_server(self, user: str, timeout: float = 120) -> None:
         """Stop a user's default server through the REST API and wait until it is gone."""

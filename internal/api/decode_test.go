@@ -7,7 +7,7 @@ import (
 
 func TestDecodeStrictRejects(t *testing.T) {
 	cases := map[string]string{
-		`{"user":"a","user":"b"}`:             `"user" is given twice`,
+		`{"user":"a","user":"b"}`:              `"user" is given twice`,
 		`{"user":"a","env":{"X":"1","X":"2"}}`: `"env.X" is given twice`,
 		`{"user":"a","usr":"b"}`:               `unknown field "usr"`,
 		`{"user":"a"} {"user":"b"}`:            "data after the JSON object",

@@ -113,7 +113,11 @@ func TestStartRejectsLeaveNothing(t *testing.T) {
 		{"negative cpu", func(r *api.StartRequest) { r.CPULimit = ptr(-1.0) }, "cpu_limit -1 is invalid"},
 		{"bad env name", func(r *api.StartRequest) { r.Env["BAD-NAME"] = "x" }, `"BAD-NAME" is invalid`},
 		{"missing readonly path", func(r *api.StartRequest) { r.ReadOnlyPaths = []string{"/srv/missing"} }, `"/srv/missing" does not exist`},
-		{"path traversal", func(r *api.StartRequest) { r.User = ".."; r.UsernameTemplate = "alice"; r.UserWorkingDir = ptr("/home/{USERNAME}") }, "must not contain '/'"},
+		{"path traversal", func(r *api.StartRequest) {
+			r.User = ".."
+			r.UsernameTemplate = "alice"
+			r.UserWorkingDir = ptr("/home/{USERNAME}")
+		}, "must not contain '/'"},
 		{"relative workdir", func(r *api.StartRequest) { r.UserWorkingDir = ptr("work") }, "not a clean absolute path"},
 		{"control char user", func(r *api.StartRequest) { r.User = "al\nice" }, "control character"},
 		{"bad unit template", func(r *api.StartRequest) { r.UnitNameTemplate = "jupyter {USERNAME}" }, "invalid unit name"},

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bed"))
 
-from hubbed import Bed, Hub  # noqa: E402
+from hubbed import Bed, Hub
 
 USERS = ["alice", "bob"]
 

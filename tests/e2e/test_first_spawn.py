@@ -92,7 +92,10 @@ def test_two_users_run_at_once(hub: Hub, alice: dict[str, str]) -> None:
     hub.start_server("bob")
     token = hub.user_token("bob")
     assert hub.server_status("bob", token).status_code == 200
-    assert hub.bed.unit_properties("jupyter-bob-singleuser.service", "ActiveState")["ActiveState"] == "active"
+    assert (
+        hub.bed.unit_properties("jupyter-bob-singleuser.service", "ActiveState")["ActiveState"]
+        == "active"
+    )
     assert hub.server_status("alice", alice["token"]).status_code == 200
     hub.stop_server("bob")
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install everything the build, the demo and the tests need on a Debian bookworm host:
+# Debian packages, Python packages for the host's python3, Go modules and staticcheck.
+# Run as root. Safe to run again.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Version of staticcheck that supports the Go release in go.mod.
+readonly STATICCHECK_VERSION=v0.8.2
+
+step() { echo "==> $*" >&2; }
+fail() { echo "install-deps: step failed: $current" >&2; }
+current=start
+trap fail ERR
+
+((EUID == 0)) || { echo "install-deps: run as root (apt-get and the test bed need it)" >&2; exit 1; }
+
+current="apt-get update"
+step "$current"
+apt-get update -qq
+
+# systemd-container: systemd-nspawn for the bed. mmdebstrap: builds the bed's tree.
+# npm: installs configurable-http-proxy into the tree. shellcheck: lints bed/*.sh.
+current="apt-get install"
+step "$current"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    systemd-container mmdebstrap npm shellcheck util-linux coreutils findutils mawk \
+    iproute2 procps gcc libc6-dev ca-certificates >/dev/null
+
+current="pip install -r requirements-dev.txt"
+step "$current"
+python3 -m pip install --quiet -r "$repo/requirements-dev.txt"
+
+current="go mod download"
+step "$current"
+(cd "$repo" && go mod download)
+
+current="go install staticcheck"
+step "$current"
+GOFLAGS="" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+
+step "dependencies installed"
