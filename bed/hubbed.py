@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -220,6 +221,27 @@ class Hub:
         bed.run("systemctl start jupyterhub.service")
         self.wait_for("hub API", self._hub_answers, 90)
 
+    def reconfigure(self, spawner_config: str, hub_config: str = "") -> None:
+        """Rewrite the hub's configuration with other spawner options and restart the hub.
+
+        Servers still running are stopped first, so each configuration starts clean.
+        """
+        self.spawner_config = spawner_config + "\n" + hub_config
+        self.bed.run("systemctl stop jupyterhub.service")
+        self.bed.write_file(
+            "/etc/jupyterhub/jupyterhub_config.py",
+            HUB_CONFIG.format(
+                public_port=self.public_port,
+                hub_port=self.hub_port,
+                proxy_api_port=self.proxy_api_port,
+                users=set(self.users),
+                service_token=self.service_token,
+                spawner_config=self.spawner_config,
+            ),
+        )
+        self.bed.run("systemctl start jupyterhub.service")
+        self.wait_for("hub API", self._hub_answers, 90)
+
     def _hub_answers(self) -> bool:
         try:
             return httpx.get(f"{self.url}/hub/api/", timeout=5).status_code == 200
@@ -251,59 +273,112 @@ class Hub:
             method, f"{self.url}/hub/api{path}", headers=headers, timeout=60, **kwargs
         )
 
-    def start_server(self, user: str, timeout: float = 120) -> dict[str, Any]:
-        """Start a user's default server through the REST API and wait until it is ready."""
-        response = self.api("POST", f"/users/{user}/server")
+    def server_path(self, user: str, name: str = "") -> str:
+        """Return the REST API path of a user's default or named server."""
+        return (
+            f"/users/{quote(user, safe='')}/servers/{quote(name, safe='')}"
+            if name
+            else (f"/users/{quote(user, safe='')}/server")
+        )
+
+    def request_start(self, user: str, name: str = "") -> httpx.Response:
+        """Ask the hub to start a server, without waiting for it."""
+        return self.api("POST", self.server_path(user, name))
+
+    def start_server(self, user: str, name: str = "", timeout: float = 120) -> dict[str, Any]:
+        """Start a user's server through the REST API and wait until it is ready."""
+        response = self.request_start(user, name)
         if response.status_code not in (201, 202):
             raise BedError(
-                f"start of {user}'s server: HTTP {response.status_code} {response.text}\n"
-                + self.diagnostics()
+                f"start of {user}'s server {name!r}: HTTP {response.status_code} "
+                f"{response.text}\n{self.diagnostics()}"
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            model = self.api("GET", f"/users/{user}").json()
-            server = model.get("servers", {}).get("")
+            model = self.api("GET", f"/users/{quote(user, safe='')}").json()
+            server = model.get("servers", {}).get(name)
             if server and server.get("ready"):
-                return server
-            if not model.get("pending") and not server:
-                raise BedError(f"{user}'s server stopped while starting\n{self.diagnostics()}")
+                return dict(server)
+            if not server:
+                raise BedError(
+                    f"{user}'s server {name!r} stopped while starting: "
+                    f"{self.spawn_failure(user, name)}\n{self.diagnostics()}"
+                )
             time.sleep(0.5)
         raise BedError(
             f"timed out after {timeout:.0f}s waiting for {user}'s server\n{self.diagnostics()}"
         )
 
-    def stop_server(self, user: str, timeout: float = 120) -> None:
-        """Stop a user's default server through the REST API and wait until it is gone."""
-        response = self.api("DELETE", f"/users/{user}/server")
+    def spawn_failure(self, user: str, name: str = "", timeout: float = 120) -> str:
+        """Start a server that is expected to fail, and return the failure message.
+
+        The message is what the hub shows the user on the spawn-pending page: from the
+        start request's error response when the spawn fails at once, else from the
+        spawn's progress events.
+        """
+        response = self.request_start(user, name)
+        if response.status_code >= 400:
+            return str(response.json().get("message", response.text))
+        progress = self.server_path(user, name) + "/progress"
+        with httpx.stream(
+            "GET",
+            f"{self.url}/hub/api{progress}",
+            headers={"Authorization": f"token {self.service_token}"},
+            timeout=timeout,
+        ) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[len("data:") :])
+                if event.get("failed"):
+                    return str(event.get("message", ""))
+                if event.get("ready"):
+                    raise BedError(f"{user}'s server {name!r} started, but a failure was expected")
+        raise BedError(f"the progress events of {user}'s server ended without a failure")
+
+    def stop_server(self, user: str, name: str = "", timeout: float = 120) -> None:
+        """Stop a user's server through the REST API and wait until it is gone."""
+        response = self.api("DELETE", self.server_path(user, name))
         if response.status_code not in (202, 204):
             raise BedError(f"stop of {user}'s server: HTTP {response.status_code} {response.text}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            model = self.api("GET", f"/users/{user}").json()
-            if not model.get("servers") and not model.get("pending"):
+            model = self.api("GET", f"/users/{quote(user, safe='')}").json()
+            if name not in model.get("servers", {}) and not model.get("pending"):
                 return
             time.sleep(0.5)
         raise BedError(f"timed out after {timeout:.0f}s waiting for {user}'s server to stop")
 
     def user_token(self, user: str) -> str:
         """Create an API token for user."""
-        response = self.api("POST", f"/users/{user}/tokens", json={"note": "e2e"})
+        response = self.api("POST", f"/users/{quote(user, safe='')}/tokens", json={"note": "e2e"})
         if response.status_code != 201:
             raise BedError(f"token for {user}: HTTP {response.status_code} {response.text}")
         return str(response.json()["token"])
 
-    def server_status(self, user: str, token: str) -> httpx.Response:
-        """Fetch the user's server's /api/status through the proxy, with the user's token."""
+    def server_status(self, user: str, token: str, name: str = "") -> httpx.Response:
+        """Fetch a server's /api/status through the proxy, with the user's token."""
+        prefix = f"/user/{quote(user, safe='')}/" + (f"{quote(name, safe='')}/" if name else "")
         return httpx.get(
-            f"{self.url}/user/{user}/api/status",
+            f"{self.url}{prefix}api/status",
             headers={"Authorization": f"token {token}"},
             timeout=30,
         )
 
-    def unit_of(self, user: str) -> str:
-        """Return the unit name of a user's default server, as the daemon reports it."""
-        output = self.bed.run([DAEMON_BINARY, "status", user]).stdout
+    def unit_of(self, user: str, name: str = "") -> str:
+        """Return the unit name of a user's server, as the daemon reports it."""
+        output = self.bed.run([DAEMON_BINARY, "status", user, name]).stdout
         return str(json.loads(output)["unit"])
+
+    def probe(self, unit: str) -> dict[str, str]:
+        """Return the PROBE lines that bed/probe.sh logged in unit, as a dict."""
+        output = self.bed.run(["journalctl", "--no-pager", "-o", "cat", "-u", unit]).stdout
+        values: dict[str, str] = {}
+        for line in output.splitlines():
+            if line.startswith("PROBE "):
+                key, _, value = line[len("PROBE ") :].partition("=")
+                values[key] = value
+        return values
 
     def hub_uid(self) -> int:
         """Return the uid of the hub's main process."""

@@ -50,6 +50,8 @@ type Status struct {
 	ExitStatus *int32 `json:"exit_status"`
 	UnixUser   string `json:"unix_user"`
 	UID        uint32 `json:"uid"`
+	// Warnings are problems that did not stop the request, for the hub's log.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // VersionResponse is the body of GET /v1/version.

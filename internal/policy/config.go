@@ -27,8 +27,18 @@ type Config struct {
 	Callers CallersConfig `toml:"callers"`
 	// Accounts limits which unix accounts servers may run as.
 	Accounts AccountsConfig `toml:"accounts"`
+	// Properties limits what the hub may set through unit_extra_properties.
+	Properties PropertiesConfig `toml:"properties"`
 	// EnvDir is the root-only directory for the servers' environment files.
 	EnvDir string `toml:"env_dir"`
+}
+
+// PropertiesConfig is the [properties] table.
+type PropertiesConfig struct {
+	// Allow lists the D-Bus property names the hub may set through
+	// unit_extra_properties. Empty means DefaultAllowedProperties. Properties on the
+	// never-allowed list stay rejected even when listed here.
+	Allow []string `toml:"allow"`
 }
 
 // SocketConfig is the [socket] table.
@@ -56,6 +66,9 @@ type AccountsConfig struct {
 	// MinUID is the smallest uid a server may run as. Zero means UID_MIN from
 	// /etc/login.defs, or 1000. Root is never allowed, whatever this says.
 	MinUID uint32 `toml:"min_uid"`
+	// DynamicUsers allows servers with dynamic_users, which run as a uid that systemd
+	// allocates (DynamicUser=yes). Default true.
+	DynamicUsers bool `toml:"dynamic_users"`
 }
 
 // Default returns the configuration used when there is no file: the socket at
@@ -72,7 +85,8 @@ func Default() Config {
 			UIDs:   []uint32{0},
 			Groups: []string{"jupyterhub"},
 		},
-		EnvDir: "/run/sdspawner/env",
+		Accounts: AccountsConfig{DynamicUsers: true},
+		EnvDir:   "/run/sdspawner/env",
 	}
 }
 

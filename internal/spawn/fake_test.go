@@ -105,6 +105,15 @@ func (f *fakeSystemd) State(ctx context.Context, name string) (systemd.UnitState
 	return systemd.UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil
 }
 
+// PropertyTypes returns a few of systemd 252's service property types.
+func (f *fakeSystemd) PropertyTypes(ctx context.Context) (map[string]string, error) {
+	return map[string]string{
+		"CPUWeight": "t", "MemoryHigh": "t", "TimeoutStopUSec": "t", "ReadOnlyPaths": "as",
+		"ProtectSystem": "s", "NoNewPrivileges": "b", "Nice": "i", "User": "s", "ExecStart": "a(sasb)",
+		"BindPaths": "a(ssbt)", "CPUQuotaPerSecUSec": "t", "StateDirectory": "as", "IPAddressDeny": "a(iayu)",
+	}, nil
+}
+
 func (f *fakeSystemd) prop(unit, name string) (any, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -36,11 +37,12 @@ const maxNameBytes = 255
 
 // plan is everything needed to create one server's unit.
 type plan struct {
-	unit  string
-	acct  account.Account
-	env   map[string]string
-	argv  []string
-	props []systemd.Property
+	unit     string
+	acct     account.Account
+	env      map[string]string
+	argv     []string
+	props    []systemd.Property
+	warnings []string
 }
 
 // validateName returns an error unless name is usable as a user or server name in
@@ -165,74 +167,56 @@ func validateLimits(req *api.StartRequest) error {
 	return nil
 }
 
-// planStart validates req and works out the unit to create. It reads users and files
-// but changes nothing.
-func (s *Service) planStart(req *api.StartRequest) (plan, error) {
-	if err := validateName("user", req.User, true); err != nil {
+// planStart validates req and works out the unit to create. It reads users, files and
+// systemd's state but changes nothing.
+func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, error) {
+	if err := validateRequest(req); err != nil {
 		return plan{}, err
 	}
-	if err := validateName("server", req.Server, false); err != nil {
-		return plan{}, err
-	}
-	if len(req.Cmd) == 0 || req.Cmd[0] == "" {
-		return plan{}, invalidf("cmd is missing: the request must give the server's command line")
-	}
-	for i, arg := range req.Cmd {
-		if strings.ContainsRune(arg, 0) || !utf8.ValidString(arg) {
-			return plan{}, invalidf("cmd[%d] %q contains a NUL byte or is not valid UTF-8", i, arg)
-		}
-	}
-	if err := validateLimits(req); err != nil {
-		return plan{}, err
-	}
-	if req.DynamicUsers {
-		return plan{}, invalidf("dynamic_users is not supported by this daemon version yet; set it to False")
-	}
-	if len(req.UnitExtraProperties) > 0 {
-		return plan{}, invalidf("unit_extra_properties is not supported by this daemon version yet; leave it empty")
-	}
-	for name, value := range req.Env {
-		if err := envfile.ValidateName(name); err != nil {
-			return plan{}, invalidf("env: %w", err)
-		}
-		if err := envfile.ValidateValue(name, value); err != nil {
-			return plan{}, invalidf("env: %w", err)
-		}
-	}
-
 	vars := unitname.Vars{UserName: req.User, ServerName: req.Server}
-	usernameTemplate := req.UsernameTemplate
-	if usernameTemplate == "" {
-		usernameTemplate = "{USERNAME}"
-	}
-	unixName := unitname.Expand(usernameTemplate, vars, func(s string) string { return s })
-	acct, err := s.lookupUser(unixName)
-	if err != nil {
-		return plan{}, invalidf("username_template %q gives the unix user %q: %w", usernameTemplate, unixName, err)
-	}
-	if err := s.cfg.CheckAccount(acct); err != nil {
-		return plan{}, newError(KindForbidden, "%w", err)
-	}
-	vars.UserID = strconv.FormatUint(uint64(acct.UID), 10)
+	raw := func(s string) string { return s }
 
-	unit, err := unitname.ForServer(req.UnitNameTemplate, vars)
+	var p plan
+	var err error
+	if req.DynamicUsers {
+		if !s.cfg.Accounts.DynamicUsers {
+			return plan{}, newError(KindForbidden, "dynamic_users is disabled by the daemon's configuration (accounts.dynamic_users)")
+		}
+	} else {
+		usernameTemplate := req.UsernameTemplate
+		if usernameTemplate == "" {
+			usernameTemplate = "{USERNAME}"
+		}
+		unixName := unitname.Expand(usernameTemplate, vars, raw)
+		p.acct, err = s.lookupUser(unixName)
+		if err != nil {
+			return plan{}, invalidf("username_template %q gives the unix user %q: %w", usernameTemplate, unixName, err)
+		}
+		if err := s.cfg.CheckAccount(p.acct); err != nil {
+			return plan{}, newError(KindForbidden, "%w", err)
+		}
+		vars.UserID = strconv.FormatUint(uint64(p.acct.UID), 10)
+	}
+
+	p.unit, err = unitname.ForServer(req.UnitNameTemplate, vars)
 	if err != nil {
 		return plan{}, invalidf("%w", err)
 	}
 
-	workingDir := acct.Home
-	if req.UserWorkingDir != nil && *req.UserWorkingDir != "" {
-		workingDir, err = expandPath("user_workingdir", *req.UserWorkingDir, vars)
-		if err != nil {
-			return plan{}, err
-		}
+	p.env = make(map[string]string, len(req.Env)+5)
+	for name, value := range req.Env {
+		p.env[name] = value
+	}
+	identity, workingDir, err := s.identityProperties(req, p.acct, vars)
+	if err != nil {
+		return plan{}, err
+	}
+	if req.DynamicUsers {
+		// systemd sets no HOME for a dynamic user; the state directory is its home.
+		p.env["HOME"] = workingDir
 	}
 
-	env := make(map[string]string, len(req.Env)+4)
-	for name, value := range req.Env {
-		env[name] = value
-	}
-	basePath := env["PATH"]
+	basePath := p.env["PATH"]
 	if basePath == "" {
 		basePath = DefaultPath
 	}
@@ -244,12 +228,11 @@ func (s *Service) planStart(req *api.StartRequest) (plan, error) {
 		}
 		searchPath = append(searchPath, dir)
 	}
-	env["PATH"] = strings.Join(append(searchPath, basePath), ":")
-	shell := req.DefaultShell
-	if shell == "" {
-		shell = "/bin/bash"
+	p.env["PATH"] = strings.Join(append(searchPath, basePath), ":")
+	p.env["SHELL"] = req.DefaultShell
+	if p.env["SHELL"] == "" {
+		p.env["SHELL"] = "/bin/bash"
 	}
-	env["SHELL"] = shell
 
 	readOnly, err := s.expandPathList("readonly_paths", req.ReadOnlyPaths, vars)
 	if err != nil {
@@ -260,20 +243,24 @@ func (s *Service) planStart(req *api.StartRequest) (plan, error) {
 		return plan{}, err
 	}
 
-	executable, err := s.resolveExecutable(req.Cmd[0], env["PATH"])
+	// Like upstream SystemdSpawner, {USERNAME} and {USERID} are expanded in the command
+	// line too.
+	argv := make([]string, len(req.Cmd))
+	for i, arg := range req.Cmd {
+		argv[i] = unitname.Expand(arg, vars, raw)
+	}
+	argv[0], err = s.resolveExecutable(argv[0], p.env["PATH"])
 	if err != nil {
 		return plan{}, err
 	}
-	argv := append([]string{executable}, req.Cmd[1:]...)
+	p.argv = argv
 
 	props := []systemd.Property{
 		systemd.PropDescription(fmt.Sprintf("JupyterHub server %q of user %q (sdspawner)", req.Server, req.User)),
 		systemd.PropType("exec"),
 		systemd.PropExecStartEx(argv),
-		systemd.PropUser(acct.Name),
-		systemd.PropGroup(acct.Group),
 		systemd.PropWorkingDirectory(workingDir),
-		systemd.PropRuntimeDirectory(strings.TrimSuffix(unit, unitname.Suffix)),
+		systemd.PropRuntimeDirectory(strings.TrimSuffix(p.unit, unitname.Suffix)),
 		systemd.PropRuntimeDirectoryMode(0o700),
 		systemd.PropLogExtraFields(fieldManaged+"=1", fieldUser+"="+req.User, fieldServer+"="+req.Server),
 		// Keep the server when the kernel kills one of its processes (a kernel of a
@@ -287,14 +274,15 @@ func (s *Service) planStart(req *api.StartRequest) (plan, error) {
 		systemd.PropPrivateDevices(req.IsolateDevices),
 		systemd.PropNoNewPrivileges(req.DisableUserSudo == nil || *req.DisableUserSudo),
 	}
+	props = append(props, identity...)
 	if req.MemLimit != nil {
 		props = append(props, systemd.PropMemoryMax(uint64(*req.MemLimit)))
-		env["MEM_LIMIT"] = strconv.FormatInt(*req.MemLimit, 10)
+		p.env["MEM_LIMIT"] = strconv.FormatInt(*req.MemLimit, 10)
 	}
 	if req.CPULimit != nil {
 		usec := math.Round(*req.CPULimit*1e6/cpuQuotaStepUSec) * cpuQuotaStepUSec
 		props = append(props, systemd.PropCPUQuotaPerSecUSec(uint64(usec)))
-		env["CPU_LIMIT"] = formatCPULimit(*req.CPULimit)
+		p.env["CPU_LIMIT"] = formatCPULimit(*req.CPULimit)
 	}
 	if len(readOnly) > 0 {
 		props = append(props, systemd.PropReadOnlyPaths(readOnly))
@@ -303,8 +291,79 @@ func (s *Service) planStart(req *api.StartRequest) (plan, error) {
 		props = append(props, systemd.PropReadWritePaths(readWrite))
 	}
 	if req.Slice != nil && *req.Slice != "" {
+		warning, err := s.checkSlice(ctx, *req.Slice)
+		if err != nil {
+			return plan{}, err
+		}
+		if warning != "" {
+			p.warnings = append(p.warnings, warning)
+		}
 		props = append(props, systemd.PropSlice(*req.Slice))
 	}
 
-	return plan{unit: unit, acct: acct, env: env, argv: argv, props: props}, nil
+	extra, err := s.extraProperties(ctx, req.UnitExtraProperties, vars)
+	if err != nil {
+		return plan{}, err
+	}
+	p.props = mergeProperties(props, extra)
+	return p, nil
+}
+
+// identityProperties returns the properties that choose who the server runs as, and its
+// working directory. A dynamic user gets a per-user state directory below /var/lib that
+// survives restarts, and starts in it; user_workingdir does not apply then.
+func (s *Service) identityProperties(req *api.StartRequest, acct account.Account, vars unitname.Vars) ([]systemd.Property, string, error) {
+	if req.DynamicUsers {
+		stateDir := unitname.Escape(req.User)
+		props := []systemd.Property{
+			systemd.PropDynamicUser(true),
+			systemd.PropStateDirectory(stateDir),
+		}
+		return props, "/var/lib/" + stateDir, nil
+	}
+	workingDir := acct.Home
+	if req.UserWorkingDir != nil && *req.UserWorkingDir != "" {
+		var err error
+		workingDir, err = expandPath("user_workingdir", *req.UserWorkingDir, vars)
+		if err != nil {
+			return nil, "", err
+		}
+	}
+	props := []systemd.Property{systemd.PropUser(acct.Name), systemd.PropGroup(acct.Group)}
+	return props, workingDir, nil
+}
+
+// validateRequest checks the fields of req that need nothing but the request itself.
+func validateRequest(req *api.StartRequest) error {
+	if err := validateName("user", req.User, true); err != nil {
+		return err
+	}
+	if err := validateName("server", req.Server, false); err != nil {
+		return err
+	}
+	if len(req.Cmd) == 0 || req.Cmd[0] == "" {
+		return invalidf("cmd is missing: the request must give the server's command line")
+	}
+	for i, arg := range req.Cmd {
+		if strings.ContainsRune(arg, 0) || !utf8.ValidString(arg) {
+			return invalidf("cmd[%d] %q contains a NUL byte or is not valid UTF-8", i, arg)
+		}
+	}
+	if err := validateLimits(req); err != nil {
+		return err
+	}
+	for name, value := range req.Env {
+		if err := envfile.ValidateName(name); err != nil {
+			return invalidf("env: %w", err)
+		}
+		if err := envfile.ValidateValue(name, value); err != nil {
+			return invalidf("env: %w", err)
+		}
+	}
+	if req.Slice != nil && *req.Slice != "" {
+		if !strings.HasSuffix(*req.Slice, ".slice") || unitname.ValidateChars(*req.Slice) != nil {
+			return invalidf("slice %q is invalid: give a slice unit name such as jupyterhub.slice", *req.Slice)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ type Systemd interface {
 	Kill(ctx context.Context, name string) error
 	ResetFailed(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (systemd.UnitState, error)
+	PropertyTypes(ctx context.Context) (map[string]string, error)
 }
 
 // Journal fields that mark a unit as sdspawner's and say whose server it runs. They are
@@ -58,6 +59,8 @@ type Service struct {
 	servers map[key]entry
 	// busy holds the servers with a start or stop in progress.
 	busy map[key]bool
+	// types caches systemd's D-Bus type of each service property.
+	types map[string]string
 }
 
 // New returns a Service that creates units through sd and writes environment files

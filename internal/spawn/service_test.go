@@ -295,3 +295,142 @@ func TestStatusReportsExitStatus(t *testing.T) {
 		t.Errorf("exit status = %v, want 137 for SIGKILL", st.ExitStatus)
 	}
 }
+
+func TestStartExtraProperties(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	req := startRequest("alice")
+	extra := map[string]any{
+		"CPUWeight":      "50",
+		"MemoryHigh":     "1G",
+		"TimeoutStopSec": "20s",
+		"ReadOnlyPaths":  []any{"/srv/{USERNAME}", "/data/{literal}"},
+		"ProtectSystem":  "strict",
+	}
+	req.UnitExtraProperties = extra
+	if _, err := s.Start(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+	want := map[string]any{
+		"CPUWeight":       uint64(50),
+		"MemoryHigh":      uint64(1 << 30),
+		"TimeoutStopUSec": uint64(20e6),
+		"ProtectSystem":   "strict",
+	}
+	for name, value := range want {
+		if got, _ := sd.prop(unit, name); got != value {
+			t.Errorf("%s = %#v, want %#v", name, got, value)
+		}
+	}
+	paths, _ := sd.prop(unit, "ReadOnlyPaths")
+	if strings.Join(paths.([]string), ",") != "/srv/alice,/data/{literal}" {
+		t.Errorf("ReadOnlyPaths = %q", paths)
+	}
+	count := 0
+	for _, p := range sd.props[unit] {
+		if p.Name == "CPUWeight" {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("CPUWeight set %d times, want the extra value to replace the default", count)
+	}
+	if list, ok := extra["ReadOnlyPaths"].([]any); !ok || list[0] != "/srv/{USERNAME}" {
+		t.Errorf("the request's map was changed: %v", extra["ReadOnlyPaths"])
+	}
+}
+
+func TestStartExtraPropertiesRejected(t *testing.T) {
+	cases := map[string]struct {
+		value any
+		want  string
+	}{
+		"User":            {"root", "may not be set from the hub"},
+		"ExecStartPre":    {"/bin/true", "may not be set from the hub"},
+		"BindPaths":       {"/etc:/x", "may not be set from the hub"},
+		"IPAddressDeny":   {"any", "not in the daemon's allowed properties"},
+		"NoSuchProperty":  {"1", "not a property of systemd services"},
+		"CPUWeight":       {"heavy", `value "heavy" is not a whole number`},
+		"NoNewPrivileges": {"no", "use the disable_user_sudo option"},
+		"Nice":            {"-10", "negative value"},
+		"MemoryHigh":      {42.0, "give a string or a list of strings"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			s, sd, dir := newTestService(t)
+			req := startRequest("alice")
+			req.UnitExtraProperties = map[string]any{name: tc.value}
+			_, err := s.Start(context.Background(), req)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start = %v, want an error containing %q", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name %s", err, name)
+			}
+			if len(sd.calls) != 0 || len(listDir(t, dir)) != 0 {
+				t.Errorf("something was left behind: calls %v, files %v", sd.calls, listDir(t, dir))
+			}
+		})
+	}
+}
+
+func TestStartDynamicUser(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	req := startRequest("ann@example.org")
+	req.DynamicUsers = true
+	req.UserWorkingDir = ptr("/ignored")
+	st, err := s.Start(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := st.Unit
+	if got, _ := sd.prop(unit, "DynamicUser"); got != true {
+		t.Errorf("DynamicUser = %v", got)
+	}
+	if got, _ := sd.prop(unit, "StateDirectory"); strings.Join(got.([]string), ",") != `ann\x40example.org` {
+		t.Errorf("StateDirectory = %q", got)
+	}
+	if got, _ := sd.prop(unit, "WorkingDirectory"); got != `/var/lib/ann\x40example.org` {
+		t.Errorf("WorkingDirectory = %q", got)
+	}
+	if _, ok := sd.prop(unit, "User"); ok {
+		t.Error("User= is set for a dynamic user")
+	}
+	data, _ := os.ReadFile(dir + "/" + unit + ".env")
+	if !strings.Contains(string(data), `HOME="/var/lib/ann\\x40example.org"`) {
+		t.Errorf("HOME not set to the state directory:\n%s", data)
+	}
+
+	s.cfg.Accounts.DynamicUsers = false
+	req.User = "other"
+	if _, err := s.Start(context.Background(), req); KindOf(err) != KindForbidden {
+		t.Errorf("dynamic user with dynamic_users disabled: %v", err)
+	}
+}
+
+func TestStartExpandsCommandAndWarnsOnSlice(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	req := startRequest("alice")
+	req.Cmd = []string{"jupyterhub-singleuser", "--notebook-dir=/home/{USERNAME}/{USERID}"}
+	req.Slice = ptr("jupyterhub-users.slice")
+	st, err := s.Start(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, _ := sd.prop(st.Unit, "ExecStartEx")
+	if got := exec.([]systemd.ExecCommandEx)[0].Argv[1]; got != "--notebook-dir=/home/alice/1001" {
+		t.Errorf("argv[1] = %q", got)
+	}
+	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "jupyterhub-users.slice has no unit file") {
+		t.Errorf("warnings = %q", st.Warnings)
+	}
+	if got, _ := sd.prop(st.Unit, "Slice"); got != "jupyterhub-users.slice" {
+		t.Errorf("Slice = %v", got)
+	}
+
+	req.User = "bob"
+	req.Slice = ptr("../../etc.slice")
+	if _, err := s.Start(context.Background(), req); err == nil || !strings.Contains(err.Error(), "slice") {
+		t.Errorf("bad slice: %v", err)
+	}
+}

@@ -14,7 +14,7 @@ import (
 // has executed the server's command. On any error nothing is left behind: no unit, no
 // environment file.
 func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status, error) {
-	p, err := s.planStart(req)
+	p, err := s.planStart(ctx, req)
 	if err != nil {
 		return api.Status{}, err
 	}
@@ -48,7 +48,12 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 		return api.Status{}, startErr
 	}
 	slog.Info("server started", "user", req.User, "server", req.Server, "unit", p.unit, "unix_user", p.acct.Name)
-	return s.status(ctx, k)
+	for _, warning := range p.warnings {
+		slog.Warn("server started with a warning", "user", req.User, "server", req.Server, "unit", p.unit, "warning", warning)
+	}
+	st, err := s.status(ctx, k)
+	st.Warnings = p.warnings
+	return st, err
 }
 
 // clearLeftover makes the unit name free before a start. A failed unit of the same name

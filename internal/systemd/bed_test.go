@@ -213,3 +213,27 @@ func TestBedUnitExistsError(t *testing.T) {
 		t.Errorf("Stop of a missing unit = %v, want nil", err)
 	}
 }
+
+func TestBedPropertyTypes(t *testing.T) {
+	conn, ctx := connect(t)
+	types, err := conn.PropertyTypes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"MemoryMax": "t", "CPUWeight": "t", "ReadOnlyPaths": "as", "PrivateTmp": "b", "User": "s", "Nice": "i", "TimeoutStopUSec": "t"}
+	for name, signature := range want {
+		if types[name] != signature {
+			t.Errorf("%s has type %q, want %q", name, types[name], signature)
+		}
+	}
+	if len(types) < 200 {
+		t.Errorf("only %d properties introspected", len(types))
+	}
+	state, err := conn.State(ctx, "sdspawner-introspection-probe.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.LoadState != "not-found" {
+		t.Errorf("the introspection probe unit exists: %+v", state)
+	}
+}

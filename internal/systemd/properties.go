@@ -111,3 +111,10 @@ func PropReadOnlyPaths(paths []string) Property { return prop("ReadOnlyPaths", p
 
 // PropReadWritePaths sets ReadWritePaths=.
 func PropReadWritePaths(paths []string) Property { return prop("ReadWritePaths", paths) }
+
+// PropDynamicUser sets DynamicUser=: systemd allocates an unprivileged uid for the unit.
+func PropDynamicUser(on bool) Property { return prop("DynamicUser", on) }
+
+// PropStateDirectory sets StateDirectory= to directories below /var/lib that belong to
+// the unit's user and survive restarts.
+func PropStateDirectory(names ...string) Property { return prop("StateDirectory", names) }

@@ -23,6 +23,10 @@ const maxNameLength = 255
 // hashLength is the number of hex digits of SHA-256 kept when a long name is shortened.
 const hashLength = 16
 
+// hashMark starts the hash of a shortened name. Escape only ever writes a backslash
+// followed by 'x', so no name that was not shortened can end the same way.
+const hashMark = `\h`
+
 // DefaultTemplate is upstream SystemdSpawner's default unit_name_template.
 const DefaultTemplate = "jupyter-{USERNAME}-singleuser"
 
@@ -87,8 +91,8 @@ func ForServer(template string, vars Vars) (string, error) {
 
 	if len(base)+len(Suffix) > maxNameLength {
 		sum := sha256.Sum256([]byte(base))
-		keep := maxNameLength - len(Suffix) - hashLength - 1
-		base = trimEscape(base[:keep]) + "-" + hex.EncodeToString(sum[:])[:hashLength]
+		keep := maxNameLength - len(Suffix) - hashLength - len(hashMark)
+		base = trimEscape(base[:keep]) + hashMark + hex.EncodeToString(sum[:])[:hashLength]
 	}
 
 	name := base + Suffix
@@ -120,6 +124,16 @@ func Validate(name string) error {
 	if base == "" {
 		return fmt.Errorf("unit name %q has an empty name before %s", name, Suffix)
 	}
+	return ValidateChars(name)
+}
+
+// ValidateChars returns an error unless name is at most 255 bytes of characters that
+// systemd allows in unit names, leaving out '@' because sdspawner uses no templates.
+func ValidateChars(name string) error {
+	if len(name) > maxNameLength {
+		return fmt.Errorf("unit name %q is %d bytes long, more than systemd's limit of %d", name, len(name), maxNameLength)
+	}
+	base := name
 	for i := 0; i < len(base); i++ {
 		c := base[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||

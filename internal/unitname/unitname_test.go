@@ -116,3 +116,24 @@ func TestValidateRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestForServerShortenedNeverMatchesPlain(t *testing.T) {
+	long := strings.Repeat("a", 300)
+	shortened, err := ForServer(DefaultTemplate, Vars{UserName: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shortened, `\h`) {
+		t.Fatalf("shortened name %q has no hash mark", shortened)
+	}
+	// A user whose name is the shortened form, written out, gets another unit, because
+	// Escape turns the backslash into \x5c.
+	imitation := strings.TrimSuffix(strings.TrimPrefix(shortened, "jupyter-"), "-singleuser.service")
+	other, err := ForServer(DefaultTemplate, Vars{UserName: imitation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == shortened {
+		t.Errorf("the user %q gets the unit of the shortened name", imitation)
+	}
+}

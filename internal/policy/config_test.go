@@ -1,0 +1,67 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadRejectsUnknownKey(t *testing.T) {
+	path := writeConfig(t, "[callers]\nuid = [0]\n")
+	_, err := Load(path, true)
+	if err == nil || !strings.Contains(err.Error(), "callers.uid") {
+		t.Errorf("Load = %v, want an error naming callers.uid", err)
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	cases := map[string]string{
+		"[socket]\nmode = \"rw\"\n":        `socket.mode "rw"`,
+		"[socket]\npath = \"relative\"\n":  `socket.path "relative"`,
+		"env_dir = \"/run/../tmp\"\n":      `env_dir "/run/../tmp"`,
+		"[accounts]\nmin_uid = \"many\"\n": "min_uid",
+	}
+	for text, want := range cases {
+		_, err := Load(writeConfig(t, text), true)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: Load = %v, want an error containing %s", text, err, want)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.toml")
+	cfg, err := Load(missing, false)
+	if err != nil {
+		t.Fatalf("missing default file: %v", err)
+	}
+	if cfg.Socket.Path != "/run/sdspawner/sdspawner.sock" || cfg.Accounts.MinUID == 0 || !cfg.Accounts.DynamicUsers {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+	if _, err := Load(missing, true); err == nil {
+		t.Error("a missing file named explicitly gave no error")
+	}
+}
+
+func TestLoadOverrides(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "[callers]\nuids = [997]\ngroups = []\n[accounts]\nmin_uid = 2000\ndynamic_users = false\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Callers.UIDs) != 1 || cfg.Callers.UIDs[0] != 997 || len(cfg.Callers.Groups) != 0 {
+		t.Errorf("callers = %+v", cfg.Callers)
+	}
+	if cfg.Accounts.MinUID != 2000 || cfg.Accounts.DynamicUsers {
+		t.Errorf("accounts = %+v", cfg.Accounts)
+	}
+}

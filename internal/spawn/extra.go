@@ -1,0 +1,124 @@
+package spawn
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/sdspawner/sdspawner/internal/policy"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+	"github.com/sdspawner/sdspawner/internal/unitname"
+)
+
+// propertyTypes returns systemd's D-Bus type of every service property, asked once and
+// then kept, because it only changes when systemd is upgraded and re-executed.
+func (s *Service) propertyTypes(ctx context.Context) (map[string]string, error) {
+	s.mu.Lock()
+	types := s.types
+	s.mu.Unlock()
+	if types != nil {
+		return types, nil
+	}
+	types, err := s.sd.PropertyTypes(ctx)
+	if err != nil {
+		return nil, newError(KindUnavailable, "%w", err)
+	}
+	s.mu.Lock()
+	s.types = types
+	s.mu.Unlock()
+	return types, nil
+}
+
+// extraValues returns the text values of one unit_extra_properties entry: a string is
+// one value, a list is one value an entry.
+func extraValues(name string, raw any) ([]string, error) {
+	switch v := raw.(type) {
+	case string:
+		return []string{v}, nil
+	case []any:
+		values := make([]string, len(v))
+		for i, item := range v {
+			text, ok := item.(string)
+			if !ok {
+				return nil, invalidf("unit_extra_properties: %s[%d] is %T, not a string", name, i, item)
+			}
+			values[i] = text
+		}
+		return values, nil
+	}
+	return nil, invalidf("unit_extra_properties: %s is %T; give a string or a list of strings", name, raw)
+}
+
+// extraProperties checks and converts the hub's unit_extra_properties, in name order.
+// Templates are expanded in every value, list entries included.
+func (s *Service) extraProperties(ctx context.Context, extra map[string]any, vars unitname.Vars) ([]systemd.Property, error) {
+	if len(extra) == 0 {
+		return nil, nil
+	}
+	types, err := s.propertyTypes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(extra))
+	for name := range extra {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+
+	props := make([]systemd.Property, 0, len(names))
+	for _, name := range names {
+		values, err := extraValues(name, extra[name])
+		if err != nil {
+			return nil, err
+		}
+		for i, value := range values {
+			values[i] = unitname.Expand(value, vars, func(s string) string { return s })
+		}
+		if err := policy.CheckNeverAllowed(name); err != nil {
+			return nil, newError(KindForbidden, "%w", err)
+		}
+		dbusName, ok := systemd.ResolveName(name, types)
+		if !ok {
+			return nil, invalidf("unit_extra_properties: %s is not a property of systemd services in this systemd; check the spelling in systemd.exec(5) and systemd.resource-control(5)", name)
+		}
+		if err := s.cfg.CheckExtraProperty(name, dbusName, values); err != nil {
+			return nil, newError(KindForbidden, "%w", err)
+		}
+		value, err := systemd.ParseValue(dbusName, types[dbusName], values)
+		if err != nil {
+			return nil, invalidf("unit_extra_properties: %w", err)
+		}
+		props = append(props, systemd.MakeProperty(dbusName, value))
+	}
+	return props, nil
+}
+
+// mergeProperties returns base with every property of extra appended, where a
+// property of extra replaces one of the same name in base.
+func mergeProperties(base, extra []systemd.Property) []systemd.Property {
+	override := make(map[string]bool, len(extra))
+	for _, p := range extra {
+		override[p.Name] = true
+	}
+	merged := make([]systemd.Property, 0, len(base)+len(extra))
+	for _, p := range base {
+		if !override[p.Name] {
+			merged = append(merged, p)
+		}
+	}
+	return append(merged, extra...)
+}
+
+// checkSlice returns a warning when slice is not loaded in systemd. systemd creates a
+// missing slice with default settings, so the start works, but any limits the admin
+// meant to put on that slice are not there.
+func (s *Service) checkSlice(ctx context.Context, slice string) (string, error) {
+	state, err := s.sd.State(ctx, slice)
+	if err != nil {
+		return "", newError(KindUnavailable, "read state of slice %s: %w", slice, err)
+	}
+	if state.Loaded() {
+		return "", nil
+	}
+	return fmt.Sprintf("slice %s has no unit file, so systemd creates it without limits; add /etc/systemd/system/%s to set them", slice, slice), nil
+}
