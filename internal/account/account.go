@@ -27,6 +27,8 @@ type Account struct {
 	Group string
 	// Home is the home directory.
 	Home string
+	// GIDs are the ids of every group the user is a member of, the primary one included.
+	GIDs []uint32
 }
 
 // ErrNotFound is returned, wrapped, when NSS knows no such user.
@@ -67,7 +69,15 @@ func fromUser(u *user.User) (Account, error) {
 	if g, err := user.LookupGroupId(u.Gid); err == nil {
 		group = g.Name
 	}
-	return Account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Group: group, Home: u.HomeDir}, nil
+	gids := []uint32{uint32(gid)}
+	if ids, err := u.GroupIds(); err == nil {
+		for _, id := range ids {
+			if n, err := strconv.ParseUint(id, 10, 32); err == nil && n != gid {
+				gids = append(gids, uint32(n))
+			}
+		}
+	}
+	return Account{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Group: group, Home: u.HomeDir, GIDs: gids}, nil
 }
 
 // InGroup reports whether the user with uid is a member of the group called group,
@@ -125,4 +135,19 @@ func UIDMin(path string) (uint32, error) {
 		return 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	return defaultUIDMin, nil
+}
+
+// CanWrite reports whether the account may write to a file or directory with the given
+// owner, group and permission bits, by the classic owner, group, other rule. An owner
+// counts as able to write whatever the bits say, because an owner may chmod.
+func (a Account) CanWrite(ownerUID, ownerGID uint32, perm uint32) bool {
+	if ownerUID == a.UID {
+		return true
+	}
+	for _, gid := range a.GIDs {
+		if gid == ownerGID {
+			return perm&0o020 != 0
+		}
+	}
+	return perm&0o002 != 0
 }

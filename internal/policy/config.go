@@ -29,8 +29,42 @@ type Config struct {
 	Accounts AccountsConfig `toml:"accounts"`
 	// Properties limits what the hub may set through unit_extra_properties.
 	Properties PropertiesConfig `toml:"properties"`
+	// Limits caps what one request may ask for.
+	Limits LimitsConfig `toml:"limits"`
+	// Paths limits the directories a server may use.
+	Paths PathsConfig `toml:"paths"`
+	// Environment limits the environment variables the hub may set.
+	Environment EnvironmentConfig `toml:"environment"`
 	// EnvDir is the root-only directory for the servers' environment files.
 	EnvDir string `toml:"env_dir"`
+}
+
+// LimitsConfig is the [limits] table. Zero means no cap. A request above a cap is
+// rejected with the cap in the message, never silently lowered.
+type LimitsConfig struct {
+	// MaxMemLimit is the largest mem_limit, as a size such as "8G" (K, M, G, T are
+	// powers of 1024).
+	MaxMemLimit Size `toml:"max_mem_limit"`
+	// MaxCPULimit is the largest cpu_limit, in CPUs.
+	MaxCPULimit float64 `toml:"max_cpu_limit"`
+	// MaxServersPerUser is the most servers one JupyterHub user may run at once.
+	MaxServersPerUser int `toml:"max_servers_per_user"`
+	// MaxServers is the most servers that may run at once in total.
+	MaxServers int `toml:"max_servers"`
+}
+
+// PathsConfig is the [paths] table.
+type PathsConfig struct {
+	// AllowedPrefixes are the directories under which working directories and
+	// readwrite_paths must lie, after symlinks are resolved.
+	AllowedPrefixes []string `toml:"allowed_prefixes"`
+}
+
+// EnvironmentConfig is the [environment] table.
+type EnvironmentConfig struct {
+	// Deny lists variable names the hub may not set, in addition to the built-in list;
+	// a name ending in '*' matches every name with that prefix.
+	Deny []string `toml:"deny"`
 }
 
 // PropertiesConfig is the [properties] table.
@@ -86,7 +120,10 @@ func Default() Config {
 			Groups: []string{"jupyterhub"},
 		},
 		Accounts: AccountsConfig{DynamicUsers: true},
-		EnvDir:   "/run/sdspawner/env",
+		Paths: PathsConfig{AllowedPrefixes: []string{
+			"/home", "/srv", "/data", "/mnt", "/media", "/opt", "/scratch", "/tmp", "/var/lib", "/var/tmp",
+		}},
+		EnvDir: "/run/sdspawner/env",
 	}
 }
 
@@ -129,6 +166,19 @@ func (c *Config) finish() error {
 	}
 	if !filepath.IsAbs(c.EnvDir) || filepath.Clean(c.EnvDir) != c.EnvDir {
 		return fmt.Errorf("env_dir %q is invalid: it must be a clean absolute path", c.EnvDir)
+	}
+	if c.Limits.MaxCPULimit < 0 || c.Limits.MaxServersPerUser < 0 || c.Limits.MaxServers < 0 {
+		return fmt.Errorf("limits: caps must not be negative; use 0 for no cap")
+	}
+	for _, prefix := range c.Paths.AllowedPrefixes {
+		if !filepath.IsAbs(prefix) || filepath.Clean(prefix) != prefix {
+			return fmt.Errorf("paths.allowed_prefixes entry %q is invalid: it must be a clean absolute path", prefix)
+		}
+	}
+	for _, name := range c.Environment.Deny {
+		if strings.TrimSuffix(name, "*") == "" {
+			return fmt.Errorf("environment.deny entry %q is invalid: give a variable name or a prefix followed by *", name)
+		}
 	}
 	if c.Accounts.MinUID == 0 {
 		minUID, err := account.UIDMin("/etc/login.defs")

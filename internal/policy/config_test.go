@@ -65,3 +65,35 @@ func TestLoadOverrides(t *testing.T) {
 		t.Errorf("accounts = %+v", cfg.Accounts)
 	}
 }
+
+func TestLoadLimitsAndPaths(t *testing.T) {
+	text := "[limits]\nmax_mem_limit = \"1.5G\"\nmax_cpu_limit = 2.0\nmax_servers_per_user = 3\n" +
+		"[paths]\nallowed_prefixes = [\"/home\", \"/data\"]\n[environment]\ndeny = [\"HTTP_*\"]\n"
+	cfg, err := Load(writeConfig(t, text), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Limits.MaxMemLimit != 1610612736 || cfg.Limits.MaxCPULimit != 2 || cfg.Limits.MaxServersPerUser != 3 {
+		t.Errorf("limits = %+v", cfg.Limits)
+	}
+	if err := cfg.CheckEnvName("HTTP_PROXY"); err == nil {
+		t.Error("HTTP_PROXY passed a deny prefix HTTP_*")
+	}
+	if err := cfg.CheckEnvName("LD_LIBRARY_PATH"); err == nil {
+		t.Error("LD_LIBRARY_PATH passed the built-in deny-list")
+	}
+	if err := cfg.CheckEnvName("JUPYTERHUB_API_TOKEN"); err != nil {
+		t.Error(err)
+	}
+	if err := cfg.CheckPathPrefix("user_workingdir", "/datasets", "/datasets"); err == nil {
+		t.Error("/datasets passed as under /data")
+	}
+	if err := cfg.CheckPathPrefix("user_workingdir", "/data/x", "/data/x"); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"[limits]\nmax_mem_limit = \"lots\"\n", "[paths]\nallowed_prefixes = [\"data\"]\n", "[limits]\nmax_servers = -1\n"} {
+		if _, err := Load(writeConfig(t, bad), true); err == nil {
+			t.Errorf("%q loaded without error", bad)
+		}
+	}
+}

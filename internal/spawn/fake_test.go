@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,30 +127,35 @@ func (f *fakeSystemd) prop(unit, name string) (any, bool) {
 }
 
 // fakeFS answers stat for a fixed set of paths.
-type fakeFS map[string]fs.FileMode
+type fakeFS map[string]fakeFile
+
+type fakeFile struct {
+	mode     fs.FileMode
+	uid, gid uint32
+}
 
 type fakeInfo struct {
 	name string
-	mode fs.FileMode
+	file fakeFile
 }
 
 func (i fakeInfo) Name() string       { return i.name }
 func (i fakeInfo) Size() int64        { return 0 }
-func (i fakeInfo) Mode() fs.FileMode  { return i.mode }
+func (i fakeInfo) Mode() fs.FileMode  { return i.file.mode }
 func (i fakeInfo) ModTime() time.Time { return time.Time{} }
-func (i fakeInfo) IsDir() bool        { return i.mode.IsDir() }
-func (i fakeInfo) Sys() any           { return nil }
+func (i fakeInfo) IsDir() bool        { return i.file.mode.IsDir() }
+func (i fakeInfo) Sys() any           { return &syscall.Stat_t{Uid: i.file.uid, Gid: i.file.gid} }
 
 func (f fakeFS) stat(path string) (fs.FileInfo, error) {
-	mode, ok := f[path]
+	file, ok := f[path]
 	if !ok {
 		return nil, &fs.PathError{Op: "stat", Path: path, Err: fs.ErrNotExist}
 	}
-	return fakeInfo{name: path, mode: mode}, nil
+	return fakeInfo{name: path, file: file}, nil
 }
 
 var testAccounts = map[string]account.Account{
-	"alice":  {Name: "alice", UID: 1001, GID: 1001, Group: "alice", Home: "/home/alice"},
+	"alice":  {Name: "alice", UID: 1001, GID: 1001, Group: "alice", Home: "/home/alice", GIDs: []uint32{1001, 2000}},
 	"bob":    {Name: "bob", UID: 1002, GID: 1002, Group: "bob", Home: "/home/bob"},
 	"root":   {Name: "root", UID: 0, GID: 0, Group: "root", Home: "/root"},
 	"daemon": {Name: "daemon", UID: 1, GID: 1, Group: "daemon", Home: "/usr/sbin"},
@@ -176,14 +182,28 @@ func newTestService(t *testing.T) (*Service, *fakeSystemd, string) {
 	sd := newFakeSystemd()
 	s := New(&cfg, sd, envs)
 	s.lookupUser = lookupTestAccount
+	plainDir := fakeFile{mode: fs.ModeDir | 0o755}
 	files := fakeFS{
-		"/usr/local/bin/jupyterhub-singleuser": 0o755,
-		"/opt/conda/bin/jupyterhub-singleuser": 0o755,
-		"/usr/bin/notexec":                     0o644,
-		"/srv/data":                            fs.ModeDir | 0o755,
-		"/home/alice":                          fs.ModeDir | 0o755,
+		"/": plainDir, "/usr": plainDir, "/usr/local": plainDir, "/usr/local/bin": plainDir, "/usr/bin": plainDir,
+		"/opt": plainDir, "/opt/conda": plainDir, "/opt/conda/bin": plainDir, "/srv": plainDir, "/srv/data": plainDir,
+		"/tmp":                                  {mode: fs.ModeDir | fs.ModeSticky | 0o777},
+		"/home":                                 plainDir,
+		"/home/alice":                           {mode: fs.ModeDir | 0o755, uid: 1001, gid: 1001},
+		"/home/alice/bin":                       {mode: fs.ModeDir | 0o755, uid: 1001, gid: 1001},
+		"/home/alice/bin/jupyterhub-singleuser": {mode: 0o755, uid: 1001, gid: 1001},
+		"/usr/local/bin/jupyterhub-singleuser":  {mode: 0o755},
+		"/opt/conda/bin/jupyterhub-singleuser":  {mode: 0o755},
+		"/opt/shared":                           {mode: fs.ModeDir | 0o775, gid: 2000},
+		"/opt/shared/jupyterhub-singleuser":     {mode: 0o755},
+		"/usr/bin/notexec":                      {mode: 0o644},
 	}
 	s.stat = files.stat
+	s.resolve = func(path string) (string, error) {
+		if path == "/srv/link-to-etc" {
+			return "/etc", nil
+		}
+		return path, nil
+	}
 	return s, sd, dir
 }
 

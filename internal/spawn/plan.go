@@ -3,10 +3,12 @@ package spawn
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/sdspawner/sdspawner/internal/account"
@@ -173,6 +175,9 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 	if err := validateRequest(req); err != nil {
 		return plan{}, err
 	}
+	if err := s.checkPolicy(req); err != nil {
+		return plan{}, err
+	}
 	vars := unitname.Vars{UserName: req.User, ServerName: req.Server}
 	raw := func(s string) string { return s }
 
@@ -242,6 +247,11 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 	if err != nil {
 		return plan{}, err
 	}
+	for _, path := range readWrite {
+		if err := s.checkAllowedPath("readwrite_paths", strings.TrimPrefix(path, "-")); err != nil {
+			return plan{}, err
+		}
+	}
 
 	// Like upstream SystemdSpawner, {USERNAME} and {USERID} are expanded in the command
 	// line too.
@@ -252,6 +262,11 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 	argv[0], err = s.resolveExecutable(argv[0], p.env["PATH"])
 	if err != nil {
 		return plan{}, err
+	}
+	if !req.DynamicUsers {
+		if err := s.checkNotWritable(argv[0], p.acct); err != nil {
+			return plan{}, err
+		}
 	}
 	p.argv = argv
 
@@ -328,6 +343,9 @@ func (s *Service) identityProperties(req *api.StartRequest, acct account.Account
 		if err != nil {
 			return nil, "", err
 		}
+		if err := s.checkAllowedPath("user_workingdir", workingDir); err != nil {
+			return nil, "", err
+		}
 	}
 	props := []systemd.Property{systemd.PropUser(acct.Name), systemd.PropGroup(acct.Group)}
 	return props, workingDir, nil
@@ -366,4 +384,59 @@ func validateRequest(req *api.StartRequest) error {
 		}
 	}
 	return nil
+}
+
+// checkPolicy applies the admin's caps and environment deny-list to req.
+func (s *Service) checkPolicy(req *api.StartRequest) error {
+	if req.MemLimit != nil {
+		if err := s.cfg.CheckMemLimit(*req.MemLimit); err != nil {
+			return newError(KindForbidden, "%w", err)
+		}
+	}
+	if req.CPULimit != nil {
+		if err := s.cfg.CheckCPULimit(*req.CPULimit); err != nil {
+			return newError(KindForbidden, "%w", err)
+		}
+	}
+	for name := range req.Env {
+		if err := s.cfg.CheckEnvName(name); err != nil {
+			return newError(KindForbidden, "env: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkAllowedPath resolves symlinks in path and requires the result to lie under the
+// admin's allowed prefixes, so that a link cannot lead a server out of them. A path
+// that does not exist yet is checked as written.
+func (s *Service) checkAllowedPath(option, path string) error {
+	resolved, err := s.resolve(path)
+	if err != nil {
+		resolved = path
+	}
+	if err := s.cfg.CheckPathPrefix(option, path, resolved); err != nil {
+		return newError(KindForbidden, "%w", err)
+	}
+	return nil
+}
+
+// checkNotWritable rejects an executable that the server's user could replace: the
+// file itself or any directory on its path writable by that user. The daemon resolves
+// the executable as root before the unit starts, so it must not be swapped in between.
+func (s *Service) checkNotWritable(executable string, acct account.Account) error {
+	for path := executable; ; path = filepath.Dir(path) {
+		info, err := s.stat(path)
+		if err != nil {
+			return invalidf("command %q: %v", executable, err)
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			perm := uint32(info.Mode().Perm())
+			if info.Mode()&fs.ModeSticky == 0 && acct.CanWrite(st.Uid, st.Gid, perm) {
+				return newError(KindForbidden, "command %q is not allowed: %s is writable by the unix user %q, who could replace it; install the server's command where only root can write", executable, path, acct.Name)
+			}
+		}
+		if path == "/" {
+			return nil
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/sdspawner/sdspawner/internal/account"
@@ -50,9 +51,10 @@ type Service struct {
 	sd   Systemd
 	envs *envfile.Store
 
-	// lookupUser and stat are replaced in unit tests.
+	// lookupUser, stat and resolve are replaced in unit tests.
 	lookupUser func(name string) (account.Account, error)
 	stat       func(path string) (fs.FileInfo, error)
+	resolve    func(path string) (string, error)
 
 	mu sync.Mutex
 	// servers maps each known server to its unit.
@@ -72,6 +74,7 @@ func New(cfg *policy.Config, sd Systemd, envs *envfile.Store) *Service {
 		envs:       envs,
 		lookupUser: account.Lookup,
 		stat:       os.Stat,
+		resolve:    filepath.EvalSymlinks,
 		servers:    make(map[key]entry),
 		busy:       make(map[key]bool),
 	}
@@ -147,4 +150,21 @@ func (s *Service) unitOwner(unit string) (key, bool) {
 		}
 	}
 	return key{}, false
+}
+
+// serverCounts returns how many servers user runs and how many run in total, leaving
+// out k, the server being started.
+func (s *Service) serverCounts(k key) (userServers, allServers int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for other := range s.servers {
+		if other == k {
+			continue
+		}
+		allServers++
+		if other.user == k.user {
+			userServers++
+		}
+	}
+	return userServers, allServers
 }

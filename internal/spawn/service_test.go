@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdspawner/sdspawner/internal/account"
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/systemd"
 )
@@ -432,5 +433,77 @@ func TestStartExpandsCommandAndWarnsOnSlice(t *testing.T) {
 	req.Slice = ptr("../../etc.slice")
 	if _, err := s.Start(context.Background(), req); err == nil || !strings.Contains(err.Error(), "slice") {
 		t.Errorf("bad slice: %v", err)
+	}
+}
+
+func TestStartAdminPolicyRules(t *testing.T) {
+	cases := []struct {
+		name   string
+		policy func(*Service)
+		edit   func(*api.StartRequest)
+		want   string
+	}{
+		{"mem cap", func(s *Service) { s.cfg.Limits.MaxMemLimit = 1 << 30 },
+			func(r *api.StartRequest) { r.MemLimit = ptr(int64(2 << 30)) }, "above the daemon's cap limits.max_mem_limit 1073741824"},
+		{"cpu cap", func(s *Service) { s.cfg.Limits.MaxCPULimit = 2 },
+			func(r *api.StartRequest) { r.CPULimit = ptr(4.0) }, "cpu_limit 4 is above the daemon's cap limits.max_cpu_limit 2"},
+		{"LD_PRELOAD", nil, func(r *api.StartRequest) { r.Env["LD_PRELOAD"] = "/tmp/x.so" }, "LD_PRELOAD may not be set"},
+		{"NOTIFY_SOCKET", nil, func(r *api.StartRequest) { r.Env["NOTIFY_SOCKET"] = "/run/x" }, "NOTIFY_SOCKET may not be set"},
+		{"SYSTEMD_ prefix", nil, func(r *api.StartRequest) { r.Env["SYSTEMD_LOG_LEVEL"] = "debug" }, "SYSTEMD_LOG_LEVEL may not be set"},
+		{"configured deny", func(s *Service) { s.cfg.Environment.Deny = []string{"HTTP_PROXY"} },
+			func(r *api.StartRequest) { r.Env["HTTP_PROXY"] = "x" }, "HTTP_PROXY may not be set"},
+		{"workdir outside prefixes", nil, func(r *api.StartRequest) { r.UserWorkingDir = ptr("/etc") }, "user_workingdir /etc is not under"},
+		{"workdir symlink out", nil, func(r *api.StartRequest) { r.UserWorkingDir = ptr("/srv/link-to-etc") }, "resolved to /etc"},
+		{"readwrite outside", nil, func(r *api.StartRequest) { r.ReadWritePaths = []string{"-/etc/ssh"} }, "readwrite_paths /etc/ssh is not under"},
+		{"user-owned command", nil, func(r *api.StartRequest) { r.Cmd = []string{"/home/alice/bin/jupyterhub-singleuser"} }, "writable by the unix user"},
+		{"group-writable dir", nil, func(r *api.StartRequest) { r.Cmd = []string{"/opt/shared/jupyterhub-singleuser"} }, "/opt/shared is writable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sd, dir := newTestService(t)
+			if tc.policy != nil {
+				tc.policy(s)
+			}
+			req := startRequest("alice")
+			tc.edit(req)
+			_, err := s.Start(context.Background(), req)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start = %v, want an error containing %q", err, tc.want)
+			}
+			if KindOf(err) != KindForbidden {
+				t.Errorf("kind = %v, want forbidden", KindOf(err))
+			}
+			if len(sd.calls) != 0 || len(listDir(t, dir)) != 0 {
+				t.Errorf("something was left behind: calls %v, files %v", sd.calls, listDir(t, dir))
+			}
+		})
+	}
+}
+
+func TestStartServerCaps(t *testing.T) {
+	s, _, _ := newTestService(t)
+	s.cfg.Limits.MaxServersPerUser = 1
+	s.cfg.Limits.MaxServers = 2
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	named := startRequest("alice")
+	named.Server = "gpu"
+	_, err := s.Start(context.Background(), named)
+	if err == nil || !strings.Contains(err.Error(), "max_servers_per_user") {
+		t.Errorf("second server of alice: %v", err)
+	}
+	if _, err := s.Start(context.Background(), startRequest("bob")); err != nil {
+		t.Fatal(err)
+	}
+	testAccounts["carol"] = account.Account{Name: "carol", UID: 1003, GID: 1003, Group: "carol", Home: "/home/alice"}
+	defer delete(testAccounts, "carol")
+	_, err = s.Start(context.Background(), startRequest("carol"))
+	if err == nil || !strings.Contains(err.Error(), "limits.max_servers") {
+		t.Errorf("third server in total: %v", err)
+	}
+	// Restarting a running server does not count it twice.
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Errorf("restart of alice's server: %v", err)
 	}
 }

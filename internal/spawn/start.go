@@ -24,6 +24,10 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 	}
 	defer s.release(k)
 
+	userServers, allServers := s.serverCounts(k)
+	if err := s.cfg.CheckServerCount(k.user, userServers, allServers); err != nil {
+		return api.Status{}, newError(KindForbidden, "%w", err)
+	}
 	if owner, ok := s.unitOwner(p.unit); ok && owner != k {
 		return api.Status{}, newError(KindConflict, "unit %s already runs server %q of user %q; change unit_name_template so that every user and server gets its own unit", p.unit, owner.server, owner.user)
 	}

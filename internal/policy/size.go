@@ -1,0 +1,29 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Size is a number of bytes that the configuration file writes as a string such as
+// "8G" or "512M" (K, M, G, T are powers of 1024), or as a plain integer.
+type Size uint64
+
+// UnmarshalText parses a size.
+func (s *Size) UnmarshalText(text []byte) error {
+	value := strings.TrimSpace(string(text))
+	scale := uint64(1)
+	if n := len(value); n > 0 {
+		if i := strings.IndexByte("KMGT", value[n-1]&^0x20); i >= 0 {
+			scale = 1 << (10 * (i + 1))
+			value = value[:n-1]
+		}
+	}
+	number, err := strconv.ParseFloat(value, 64)
+	if err != nil || number < 0 {
+		return fmt.Errorf("size %q is invalid: write a number of bytes or a size such as 8G", text)
+	}
+	*s = Size(number * float64(scale))
+	return nil
+}
