@@ -18,13 +18,11 @@ API_PREFIX = "/v1"
 # the Host header, and "localhost" keeps the daemon's logs unsurprising.
 _BASE_URL = "http://localhost"
 
-# Maximum number of characters of an unexpected response body that an error quotes.
+# Maximum number of characters of an unexpected response body or value that a message quotes.
 _MAX_QUOTED_BODY = 200
 
 
-class ServerStatus(TypedDict):
-    """The status of one server, returned by start, stop and status."""
-
+class _RequiredStatusFields(TypedDict):
     user: str
     server: str
     unit: str
@@ -35,6 +33,16 @@ class ServerStatus(TypedDict):
     exit_status: int | None
     unix_user: str
     uid: int
+
+
+class ServerStatus(_RequiredStatusFields, total=False):
+    """The status of one server, returned by start, stop and status.
+
+    `warnings` lists problems that did not stop the request, and is missing when there
+    are none.
+    """
+
+    warnings: list[str]
 
 
 class SdspawnerError(Exception):
@@ -156,11 +164,14 @@ class DaemonClient:
         return _decode_response(response, request_name)
 
 
-def _quote_body(response: httpx.Response) -> str:
-    text = response.text.strip()
+def _shorten(text: str) -> str:
     if len(text) > _MAX_QUOTED_BODY:
-        text = text[:_MAX_QUOTED_BODY] + "..."
-    return repr(text)
+        return text[:_MAX_QUOTED_BODY] + "..."
+    return text
+
+
+def _quote_body(response: httpx.Response) -> str:
+    return repr(_shorten(response.text.strip()))
 
 
 def _decode_response(response: httpx.Response, request_name: str) -> dict[str, Any]:
@@ -203,4 +214,15 @@ def _check_status(response: dict[str, Any], request_name: str) -> ServerStatus:
         raise SdspawnerError(
             f"sdspawner daemon returned an invalid status on {request_name}: {', '.join(problems)}"
         )
+
+    # The daemon sends a start response after it created the unit, so a malformed
+    # warnings field becomes a warning itself instead of an error that fails the start.
+    warnings = response.get("warnings")
+    if warnings is not None and not (
+        isinstance(warnings, list) and all(isinstance(item, str) for item in warnings)
+    ):
+        response["warnings"] = [
+            f"the daemon's response to {request_name} has an invalid warnings field"
+            f" (expected a list of strings): {_shorten(repr(warnings))}"
+        ]
     return response  # type: ignore[return-value]

@@ -1,38 +1,173 @@
-"""Print the configuration reference of SystemdSpawner as Markdown.
+"""Generate docs/options.md, the configuration reference of SystemdSpawner.
 
-Run `python -m sdspawner.docs > options.md`. The text comes from the traits' help
-strings, so the reference changes together with the code.
+Run `cd python && python3 -m sdspawner.docs --output ../docs/options.md`, or leave out
+`--output` to print the page. The text comes from the traits' help strings and their
+`example`, `default_doc` and `type_doc` metadata, and from the tables in this module.
+tests/test_docs.py fails when the committed page differs from the output.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from traitlets import TraitType
 
 from .spawner import SystemdSpawner
 
+REGENERATE_COMMAND = "cd python && python3 -m sdspawner.docs --output ../docs/options.md"
+
+# Width at which help paragraphs are wrapped, so that a changed sentence changes few lines.
+_WRAP_WIDTH = 88
+
+
+class InheritedOption(NamedTuple):
+    """The documentation of an option that SystemdSpawner inherits from JupyterHub."""
+
+    type: str
+    default: str
+    example: str
+    help: str
+
+
 # Options inherited from jupyterhub.spawner.Spawner whose effect SystemdSpawner defines.
-# JupyterHub's own help for them describes the base class, so each gets a note here.
-INHERITED_OPTIONS = {
-    "cmd": "The server's command, followed by `args`. The daemon looks up the first"
-    " element on the server's `PATH` unless it is an absolute path.",
-    "args": "Arguments appended to `cmd`.",
-    "ip": "Address the server listens on. The hub connects to it, or to 127.0.0.1"
-    " when it is empty.",
-    "port": "Port the server listens on. With 0, the spawner picks a free port on the"
-    " hub's machine for each start.",
-    "mem_limit": "Memory limit in bytes, with suffixes K, M, G or T. The daemon sets"
-    " the unit's `MemoryMax=` and the `MEM_LIMIT` variable. `None` sets no limit.",
-    "cpu_limit": "CPUs of quota, so 0.5 is half of one CPU and 2 is two CPUs. The"
-    " daemon sets the unit's CPU quota and the `CPU_LIMIT` variable. `None` sets no"
-    " quota.",
-    "environment": "More environment variables of the server. Callables are called"
-    " with the spawner, and every value is sent as a string.",
-    "env_keep": "Environment variables of the hub process that the server inherits.",
+# JupyterHub's own help for them describes the base class, so each gets a text here. The
+# types and defaults are written out, because some differ between JupyterHub versions and
+# the page must not change with the JupyterHub that generates it.
+INHERITED_OPTIONS: dict[str, InheritedOption] = {
+    "cmd": InheritedOption(
+        "list of str",
+        "`['jupyterhub-singleuser']`",
+        '["/opt/jupyterhub/bin/jupyterhub-singleuser"]',
+        "The server's command, followed by `args`. The daemon replaces {USERNAME},"
+        " {USERID} and {SERVERNAME} in every element of `cmd` and `args`, as in path"
+        " templates but with no checks on the result. It looks up the first element on"
+        " the server's `PATH` (see `extra_paths`) unless it is an absolute path, rejects"
+        " a relative path that contains `/`, and rejects the start when the file is"
+        " missing or not executable.",
+    ),
+    "args": InheritedOption(
+        "list of str",
+        "`[]`",
+        '["--ServerApp.default_url=/lab"]',
+        "Arguments appended to `cmd`, with the same template expansion.",
+    ),
+    "ip": InheritedOption(
+        "str",
+        "`'127.0.0.1'`",
+        '"127.0.0.1"',
+        "Address the server listens on. The hub connects to it, or to 127.0.0.1 when it is empty.",
+    ),
+    "port": InheritedOption(
+        "int",
+        "`0`",
+        "0",
+        "Port the server listens on. With 0, the spawner picks a free port on the hub's"
+        " machine for each start. Any other value is used for every start of every"
+        " server, so it only suits a hub with one server at a time.",
+    ),
+    "mem_limit": InheritedOption(
+        "int (bytes) or None",
+        "`None`",
+        '"2G"',
+        "Maximum memory of each server in bytes, as an integer or as a string with the"
+        " suffix K, M, G or T, which are powers of 1024, so `'1.5G'` is 1610612736"
+        " bytes. The daemon sets the unit's `MemoryMax=` and the `MEM_LIMIT`"
+        " environment variable to the number of bytes. Values below 1M (1048576"
+        " bytes), including 0, are rejected, and `None` sets no limit.\n\n"
+        "When the server's processes use more, the kernel kills one of them, typically"
+        " a notebook kernel. The server itself keeps running, because every unit has"
+        " `OOMPolicy=continue`.",
+    ),
+    "cpu_limit": InheritedOption(
+        "float or None",
+        "`None`",
+        "1.5",
+        "Maximum CPU time of each server, in CPUs: 0.5 is half of one CPU and 2 is two"
+        " CPUs. The daemon sets the unit's `CPUQuota=` (50% and 200% for these values),"
+        " rounded to 0.001 CPU, which is 1 ms of CPU time a second. It sets the"
+        " `CPU_LIMIT` environment variable to the value as Python's `str(float)`"
+        ' writes it, such as "0.5" or "2.0". The minimum is 0.01, and `None` sets no'
+        " limit.\n\n"
+        "Whether or not a limit is set, every unit gets `CPUWeight=100`, so that busy"
+        " servers share the CPUs equally per server rather than per process.",
+    ),
+    "environment": InheritedOption(
+        "dict",
+        "`{}`",
+        '{"TZ": "Europe/Berlin"}',
+        "More environment variables of the server. Callables are called with the"
+        " spawner, and every value is sent as a string. Names must match"
+        " `[A-Za-z_][A-Za-z0-9_]*`, and values must be UTF-8 without control"
+        " characters other than tab and newline.\n\n"
+        "The daemon sets `SHELL` from `default_shell`, and sets `MEM_LIMIT`, `CPU_LIMIT`"
+        " and `HOME` when `mem_limit`, `cpu_limit` and `dynamic_users` are set,"
+        " replacing values given here. A `PATH` given here becomes the server's `PATH`,"
+        " with `extra_paths` in front.",
+    ),
+    "env_keep": InheritedOption(
+        "list of str",
+        "`['JUPYTERHUB_SINGLEUSER_APP']` since JupyterHub 5.2. Before 5.2 it also lists"
+        " `PATH`, `PYTHONPATH`, `CONDA_ROOT`, `CONDA_DEFAULT_ENV`, `VIRTUAL_ENV`, `LANG`"
+        " and `LC_ALL`.",
+        '["JUPYTERHUB_SINGLEUSER_APP", "PATH", "LANG"]',
+        "Environment variables of the hub process that the server inherits.",
+    ),
 }
+
+# A copy of DefaultAllowedProperties in internal/policy/properties.go: the properties that
+# unit_extra_properties may set unless the daemon's configuration lists others. The names
+# are systemd's D-Bus property names. tests/test_docs.py compares the two lists.
+DEFAULT_ALLOWED_PROPERTIES = (
+    "CPUWeight", "StartupCPUWeight", "CPUQuotaPerSecUSec", "CPUQuotaPeriodUSec", "CPUAccounting",
+    "MemoryMin", "MemoryLow", "MemoryHigh", "MemoryMax", "MemorySwapMax", "MemoryAccounting",
+    "TasksMax", "TasksAccounting", "IOWeight", "StartupIOWeight", "IOAccounting",
+    "TimeoutStopUSec", "RuntimeMaxUSec",
+    "LimitNOFILE", "LimitNPROC", "LimitCORE", "LimitAS", "LimitDATA", "LimitSTACK", "LimitFSIZE",
+    "UMask", "Nice", "OOMScoreAdjust",
+    "PrivateTmp", "PrivateDevices", "PrivateNetwork", "PrivateUsers", "PrivateIPC",
+    "NoNewPrivileges",
+    "ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectKernelModules",
+    "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectHostname",
+    "ProtectProc", "ProcSubset",
+    "RestrictRealtime", "RestrictSUIDSGID", "LockPersonality", "MemoryDenyWriteExecute",
+    "RemoveIPC",
+    "ReadOnlyPaths", "ReadWritePaths", "InaccessiblePaths",
+    "SyslogIdentifier", "LogLevelMax",
+)  # fmt: skip
+
+# A copy of the names in neverAllowed in internal/policy/properties.go: the properties
+# that unit_extra_properties may never set, even when properties.allow lists them. A name
+# ending in `*` matches every name with that prefix.
+NEVER_ALLOWED_PROPERTIES = (
+    "AmbientCapabilities", "AppArmorProfile", "BindPaths", "BindReadOnlyPaths",
+    "CacheDirectory", "CapabilityBoundingSet", "ConfigurationDirectory",
+    "CPUSchedulingPolicy", "CPUSchedulingPriority", "Delegate*", "DeviceAllow",
+    "DevicePolicy", "DynamicUser", "Environment", "EnvironmentFiles", "Exec*",
+    "ExtensionDirectories", "ExtensionImages", "Group", "ImportCredential",
+    "IPCNamespacePath", "KillMode", "LoadCredential*", "LogExtraFields", "LogsDirectory",
+    "MountImages", "NetworkNamespacePath", "PAMName", "PassEnvironment", "Personality",
+    "RemainAfterExit", "RootDirectory", "RootImage*", "RuntimeDirectory", "SecureBits",
+    "SELinuxContext", "SendSIGKILL", "SetCredential*", "Slice", "SmackProcessLabel",
+    "Standard*", "StateDirectory", "SupplementaryGroups", "TTYPath", "Type", "User",
+    "WorkingDirectory",
+)  # fmt: skip
+
+
+class OptionDoc(NamedTuple):
+    """The documentation of one option, with `help` in Markdown paragraphs."""
+
+    name: str
+    type: str
+    default: str
+    help: str
+    example: str
+
 
 _TYPE_NAMES = {
     "Unicode": "str",
@@ -41,21 +176,13 @@ _TYPE_NAMES = {
     "Int": "int",
     "List": "list",
     "Dict": "dict",
-    "Command": "list of str",
-    "ByteSpecification": "int (bytes)",
 }
 
 
-class OptionDoc(NamedTuple):
-    """One row of the reference table."""
-
-    name: str
-    type: str
-    default: str
-    help: str
-
-
 def _type_text(trait: TraitType) -> str:
+    override = trait.metadata.get("type_doc")
+    if override:
+        return str(override)
     kind = type(trait).__name__
     text = _TYPE_NAMES.get(kind, kind)
     item_trait = getattr(trait, "_trait", None)
@@ -79,62 +206,176 @@ def _default_text(cls: type[SystemdSpawner], name: str, trait: TraitType) -> str
     return f"`{trait.default()!r}`"
 
 
-def _help_text(text: str) -> str:
-    """Return help text as one table cell: paragraphs joined by <br><br>."""
+def _example_line(name: str, trait: TraitType) -> str:
+    example = trait.metadata.get("example")
+    if not example:
+        raise ValueError(
+            f"trait {name} has no example metadata: tag it with example=<Python source of a value>"
+        )
+    return f"c.SystemdSpawner.{name} = {example}"
+
+
+def _help_markdown(text: str) -> str:
+    """Return help text as Markdown paragraphs, each wrapped at _WRAP_WIDTH."""
     paragraphs = textwrap.dedent(text).strip().split("\n\n")
-    joined = "<br><br>".join(" ".join(p.split()) for p in paragraphs)
-    return joined.replace("|", "\\|")
+    wrapped = [
+        textwrap.fill(
+            " ".join(paragraph.split()),
+            width=_WRAP_WIDTH,
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for paragraph in paragraphs
+    ]
+    return "\n\n".join(wrapped)
 
 
 def own_options(cls: type[SystemdSpawner] = SystemdSpawner) -> list[OptionDoc]:
     """Collect the configurable traits that `cls` defines itself, sorted by name."""
     traits = cls.class_own_traits(config=True)
     return [
-        OptionDoc(name, _type_text(trait), _default_text(cls, name, trait), _help_text(trait.help))
+        OptionDoc(
+            name,
+            _type_text(trait),
+            _default_text(cls, name, trait),
+            _help_markdown(trait.help),
+            _example_line(name, trait),
+        )
         for name, trait in sorted(traits.items())
     ]
 
 
-def inherited_options(cls: type[SystemdSpawner] = SystemdSpawner) -> list[OptionDoc]:
-    """Collect the inherited Spawner traits listed in INHERITED_OPTIONS."""
-    traits = cls.class_traits(config=True)
+def inherited_options() -> list[OptionDoc]:
+    """Collect the inherited Spawner options listed in INHERITED_OPTIONS, in that order."""
     return [
-        OptionDoc(name, _type_text(traits[name]), f"`{traits[name].default()!r}`", note)
-        for name, note in INHERITED_OPTIONS.items()
+        OptionDoc(
+            name,
+            option.type,
+            option.default,
+            _help_markdown(option.help),
+            f"c.SystemdSpawner.{name} = {option.example}",
+        )
+        for name, option in INHERITED_OPTIONS.items()
     ]
 
 
-def _table(rows: list[OptionDoc]) -> list[str]:
-    lines = ["| option | type | default | description |", "|---|---|---|---|"]
-    for row in rows:
-        lines.append(f"| `{row.name}` | {row.type} | {row.default} | {row.help} |")
-    return lines
+def _option_section(option: OptionDoc) -> list[str]:
+    return [
+        f"### `{option.name}`",
+        "",
+        option.help,
+        "",
+        f"- Type: {option.type}",
+        f"- Default: {option.default}",
+        f"- Example: `{option.example}`",
+        "",
+    ]
+
+
+def _name_list(names: tuple[str, ...]) -> list[str]:
+    text = ", ".join(f"`{name}`" for name in names)
+    return [textwrap.fill(text, width=_WRAP_WIDTH, break_on_hyphens=False), ""]
+
+
+_INTRO = f"""\
+# SystemdSpawner options
+
+<!-- Generated by `python -m sdspawner.docs`. Do not edit: change the help texts in
+python/sdspawner and run `{REGENERATE_COMMAND}`. -->
+
+This page is generated from the help texts in `python/sdspawner/spawner.py` and
+`python/sdspawner/docs.py`. To change it, change those and regenerate it with
+
+```sh
+{REGENERATE_COMMAND}
+```
+
+`python/tests/test_docs.py` fails while this file differs from the generator's output.
+
+Set the options in `jupyterhub_config.py` after `c.JupyterHub.spawner_class = "sdspawner"`.
+The option names and defaults follow upstream jupyterhub-systemdspawner. The hub sends the
+values unexpanded to the `sdspawner serve` daemon, which expands the templates, checks every
+value and rejects a start with an error that names the invalid option.
+
+## Templates
+
+Templates may contain `{{USERNAME}}`, the JupyterHub user name, `{{USERID}}`, the unix uid of
+the user that the server runs as, and `{{SERVERNAME}}`, the name of a named server (empty for
+the default server). Other text in braces is kept as written. `{{USERID}}` is empty in
+`username_template` and with `dynamic_users`, because the uid is not known then. Unlike in
+upstream SystemdSpawner, where it is JupyterHub's internal user id, `{{USERID}}` is the unix
+uid. The values are escaped in `unit_name_template` and inserted unchanged everywhere else.
+"""
+
+_PROPERTIES_INTRO = """\
+## Properties for `unit_extra_properties`
+
+The daemon accepts the following properties unless `properties.allow` in its configuration
+lists others. The names are systemd's D-Bus names. A unit-file name such as
+`TimeoutStopSec` or `CPUQuota` selects the D-Bus property it stands for
+(`TimeoutStopUSec`, `CPUQuotaPerSecUSec`).
+"""
+
+_NEVER_ALLOWED_INTRO = """\
+The daemon never accepts the following properties, even when `properties.allow` lists
+them, because each would let the hub run code as another user, gain privileges, reach files
+it should not, or break sdspawner's own bookkeeping. A name ending in `*` matches every name
+with that prefix.
+"""
 
 
 def render_markdown() -> str:
     """Render the reference of SystemdSpawner's options as a Markdown document."""
-    lines = [
-        "# SystemdSpawner options",
-        "",
-        "Set them in `jupyterhub_config.py` as `c.SystemdSpawner.<option>`, after",
-        '`c.JupyterHub.spawner_class = "sdspawner"`.',
-        "",
-        *_table(own_options()),
-        "",
-        "## Inherited JupyterHub Spawner options",
-        "",
-        "Set these as `c.Spawner.<option>` or `c.SystemdSpawner.<option>`. SystemdSpawner",
-        "uses them as follows.",
-        "",
-        *_table(inherited_options()),
-        "",
-    ]
-    return "\n".join(lines)
+    lines = [_INTRO, "## SystemdSpawner options", ""]
+    for option in own_options():
+        lines.extend(_option_section(option))
+    lines.extend(
+        [
+            "## Inherited JupyterHub Spawner options",
+            "",
+            "Set these as `c.Spawner.<option>` or `c.SystemdSpawner.<option>`.",
+            "SystemdSpawner uses them as follows.",
+            "",
+        ]
+    )
+    for option in inherited_options():
+        lines.extend(_option_section(option))
+    lines.append(_PROPERTIES_INTRO)
+    lines.extend(_name_list(DEFAULT_ALLOWED_PROPERTIES))
+    lines.append(_NEVER_ALLOWED_INTRO)
+    lines.extend(_name_list(NEVER_ALLOWED_PROPERTIES))
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def main(out: TextIO = sys.stdout) -> None:
-    """Write the Markdown reference to `out`."""
-    out.write(render_markdown())
+def write_atomically(path: Path, text: str) -> None:
+    """Replace the file at `path` with `text`, so that a failed run leaves the old file."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> None:
+    """Write the Markdown reference to --output, or to `out` without it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sdspawner.docs",
+        description="Generate the Markdown reference of SystemdSpawner's options.",
+    )
+    parser.add_argument(
+        "--output", type=Path, help="file to write, such as ../docs/options.md (default: stdout)"
+    )
+    args = parser.parse_args(argv)
+
+    text = render_markdown()
+    if args.output is None:
+        out.write(text)
+    else:
+        write_atomically(args.output, text)
 
 
 if __name__ == "__main__":

@@ -20,10 +20,17 @@ from .client import DaemonClient, DaemonError, SdspawnerError, ServerStatus
 # "deactivating" is not among them, because the unit is already being stopped.
 RUNNING_STATES = frozenset({"active", "activating", "reloading"})
 
+# Sentences shared by several help texts. They are inserted into indented help texts, so
+# they contain no line break: the line after one would start unindented, and dedenting the
+# help text for docs/options.md and `jupyterhub --help-all` would then remove nothing.
 _TEMPLATE_HELP = (
-    "The daemon expands {USERNAME} (the JupyterHub user name), {USERID} (the unix uid of"
-    " the server's user) and {SERVERNAME} (the named server, empty for the default"
-    " server)."
+    "The daemon expands {USERNAME} (the JupyterHub user name), {USERID} (the unix uid, empty"
+    " with `dynamic_users`) and {SERVERNAME} (the named server, empty for the default server)."
+)
+
+_PATH_TEMPLATE_HELP = (
+    _TEMPLATE_HELP + " The result must be a clean absolute path. Because names are inserted"
+    " unescaped, a start fails when the user or server name contains `/` or is `.` or `..`."
 )
 
 
@@ -38,6 +45,9 @@ class SystemdSpawner(Spawner):
     and the daemon expands and checks them against the admin's policy.
     """
 
+    # The `example` metadata is the Python source of a value, shown in docs/options.md as
+    # `c.SystemdSpawner.<name> = <example>`. tests/test_docs.py checks that each one is
+    # accepted by the trait.
     socket_path = Unicode(
         "/run/sdspawner/sdspawner.sock",
         help="""
@@ -46,7 +56,7 @@ class SystemdSpawner(Spawner):
         Both the socket file's permissions and the daemon's list of allowed callers
         must let the hub's unix user connect.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='"/run/sdspawner/sdspawner.sock"')
 
     request_timeout = Float(
         60.0,
@@ -58,7 +68,7 @@ class SystemdSpawner(Spawner):
         the shorter of the two limits applies to a start. On a timeout the spawner
         raises an error that names the socket and the timeout.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example="90.0")
 
     stop_request_timeout = Float(
         120.0,
@@ -68,9 +78,10 @@ class SystemdSpawner(Spawner):
         A stop returns once systemd's stop job is done, which includes the unit's
         grace period before processes are killed (systemd's default
         `DefaultTimeoutStopSec` is 90 seconds), so this is longer than
-        `request_timeout`.
+        `request_timeout`. Raise it when `unit_extra_properties` sets a longer
+        `TimeoutStopSec`.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example="300.0")
 
     # The option names and defaults from here on follow upstream jupyterhub-systemdspawner,
     # so that an existing jupyterhub_config.py keeps working with only spawner_class changed.
@@ -78,23 +89,28 @@ class SystemdSpawner(Spawner):
         None,
         allow_none=True,
         help=f"""
-        Working directory of each server, as an absolute path template.
+        Working directory of each server, as a path template.
 
-        `None` (the default) starts the server in the home directory of its unix user.
-        {_TEMPLATE_HELP}
+        `None` (the default) or an empty string starts the server in the home
+        directory of its unix user. The directory must exist, or the unit fails to
+        start. Ignored with `dynamic_users`, where the server starts in its state
+        directory. {_PATH_TEMPLATE_HELP}
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='"/srv/work/{USERNAME}"')
 
     username_template = Unicode(
         "{USERNAME}",
-        help=f"""
-        Template of the name of the unix user that each server runs as.
+        help="""
+        Template of the name of the existing unix user that each server runs as.
 
-        The unix user must already exist on the machine that runs the daemon.
-        {_TEMPLATE_HELP} Here {{USERID}} expands to an empty string, because the uid
-        comes from the unix user that this template names.
+        The daemon replaces {USERNAME} with the JupyterHub user name and
+        {SERVERNAME} with the name of the named server (empty for the default
+        server). {USERID} becomes an empty string, because the uid comes from the
+        user that this template names. The daemon rejects root and every uid below
+        its `accounts.min_uid` (by default `UID_MIN` from `/etc/login.defs`).
+        Ignored with `dynamic_users`.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='"jupyter-{USERNAME}"')
 
     default_shell = Unicode(
         help="""
@@ -102,9 +118,13 @@ class SystemdSpawner(Spawner):
         variable of the server.
 
         Defaults to the `SHELL` environment variable of the hub process, or
-        `/bin/bash` when it has none.
+        `/bin/bash` when it has none. An empty string also gives `/bin/bash`.
         """,
-    ).tag(config=True, default_doc="`SHELL` of the hub process, else `'/bin/bash'`")
+    ).tag(
+        config=True,
+        default_doc="`SHELL` of the hub process, else `'/bin/bash'`",
+        example='"/bin/zsh"',
+    )
 
     @default("default_shell")
     def _default_shell_from_env(self) -> str:
@@ -113,41 +133,71 @@ class SystemdSpawner(Spawner):
     extra_paths = List(
         Unicode(),
         help=f"""
-        Directories to put in front of the server's `PATH`, as absolute path
-        templates.
+        Directories to put in front of the server's `PATH`, as path templates.
 
-        The server's `PATH` is the hub's when JupyterHub passes it on, and systemd's
-        default service `PATH` otherwise. JupyterHub before 5.2 passes the hub's
-        `PATH` by default (`Spawner.env_keep`), JupyterHub 5.2 and later do not.
-        The first element of `Spawner.cmd` is looked up on this `PATH` unless it is
-        an absolute path. {_TEMPLATE_HELP}
+        The rest of `PATH` is the `PATH` of the server's environment (from
+        `Spawner.env_keep` or `Spawner.environment`), or
+        `/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin` when that
+        has none. JupyterHub before 5.2 passes the hub's `PATH` by default, and
+        JupyterHub 5.2 and later do not. The daemon looks up the first element of
+        `Spawner.cmd` on the resulting `PATH` unless it is an absolute path.
+        {_PATH_TEMPLATE_HELP}
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='["/opt/conda/bin", "/home/{USERNAME}/.local/bin"]')
 
     unit_name_template = Unicode(
         "jupyter-{USERNAME}-singleuser",
         help=f"""
         Template of the systemd unit name of each server, without `.service`.
 
-        {_TEMPLATE_HELP} Characters that are not allowed in unit names are escaped
-        the way `systemd-escape` does. When the template does not contain
-        {{SERVERNAME}}, the daemon appends the name of a named server, so each of a
-        user's servers gets its own unit.
+        {_TEMPLATE_HELP} In the inserted values, every byte outside
+        `[A-Za-z0-9_.-]`, and a leading `.`, is escaped as `\\xNN`, the way
+        `systemd-escape` does, so `alice@example.org` becomes
+        `alice\\x40example.org`. The text of the template itself may only contain
+        characters that systemd allows in unit names, without `@`.
+
+        When the template does not contain {{SERVERNAME}}, the daemon appends `:`
+        and the escaped name of a named server, so each of a user's servers gets
+        its own unit, and the default server keeps the plain name. A name longer
+        than systemd's limit of 255 bytes is cut and ends in `-` and 16 hex digits
+        of a SHA-256 hash of the whole name. A start fails when a unit of that name
+        exists that sdspawner did not create for the same server.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='"jupyterhub-{USERNAME}"')
 
     unit_extra_properties = Dict(
         help="""
-        More systemd unit properties for each server's unit, such as
-        `{"CPUWeight": "50", "ReadOnlyPaths": ["/srv/data", "/srv/models"]}`.
+        More systemd properties for each server's unit, as a dict from property
+        name to value.
 
-        Keys are property names (see `man systemd.resource-control` and
-        `man systemd.exec`). Each value is a string, or a list of strings for a
-        property that takes several entries, in which case the order is kept.
-        Integers and floats are sent as their decimal text, and booleans as "yes"
-        or "no". The daemon decides which properties it accepts.
+        A value is a string, or a list of strings for a property that takes
+        several entries, in which case the order is kept. Numbers are sent as
+        Python's `str()` writes them, and booleans as "yes" or "no". The daemon
+        expands {USERNAME}, {USERID} and {SERVERNAME} in every value, list entries
+        included, without escaping them.
+
+        Names are written as in unit files (`TimeoutStopSec`, `CPUQuota`, see
+        `man systemd.exec` and `man systemd.resource-control`) or as systemd's
+        D-Bus property names (`TimeoutStopUSec`). The daemon asks the running
+        systemd for each property's type and rejects names it does not know. It
+        reads time spans such as "30s" or "5min", sizes such as "512M" (K, M, G
+        and T are powers of 1024), percentages for `CPUQuota`, and "infinity". A
+        property set here replaces the one that an option sets, such as
+        `MemoryMax` from `mem_limit`.
+
+        The daemon accepts only the properties on its allow-list (`properties.allow`
+        in its configuration). By default these are limits, accounting and
+        sandboxing properties, listed at the end of sdspawner's `docs/options.md`.
+        Properties that would grant privileges or break sdspawner's bookkeeping,
+        such as `ExecStartPre`, `User`, `Environment`, `BindPaths` or `KillMode`,
+        are always rejected, and so are `NoNewPrivileges=no` and negative `Nice`
+        or `OOMScoreAdjust` values.
         """,
-    ).tag(config=True)
+    ).tag(
+        config=True,
+        type_doc="dict of str to str or list of str",
+        example='{"TimeoutStopSec": "30s", "TasksMax": "512", "ReadOnlyPaths": ["/srv/data"]}',
+    )
 
     @validate("unit_extra_properties")
     def _validate_unit_extra_properties(self, proposal: dict[str, Any]) -> dict[str, Any]:
@@ -169,9 +219,10 @@ class SystemdSpawner(Spawner):
         False,
         help="""
         Give each server its own `/tmp` and `/var/tmp`, hidden from other users and
-        the rest of the system (systemd's `PrivateTmp=yes`).
+        the rest of the system and removed when the server stops (systemd's
+        `PrivateTmp=yes`).
         """,
-    ).tag(config=True)
+    ).tag(config=True, example="True")
 
     isolate_devices = Bool(
         False,
@@ -180,29 +231,32 @@ class SystemdSpawner(Spawner):
         `/dev/null` and `/dev/zero`, and no physical devices (systemd's
         `PrivateDevices=yes`).
         """,
-    ).tag(config=True)
+    ).tag(config=True, example="True")
 
     disable_user_sudo = Bool(
         True,
         help="""
         Prevent the server's processes from gaining privileges, for example by `sudo`
-        or other setuid programs (systemd's `NoNewPrivileges=yes`).
+        or other setuid programs (systemd's `NoNewPrivileges=yes`). `False` sets
+        `NoNewPrivileges=no`.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example="False")
 
     readonly_paths = List(
         Unicode(),
         default_value=None,
         allow_none=True,
         help=f"""
-        Paths that the server sees read-only (systemd's `ReadOnlyPaths=`), as
-        absolute path templates.
+        Paths that the server sees read-only (systemd's `ReadOnlyPaths=`), as path
+        templates.
 
-        A path that starts with `-` may be missing, and every other path must
-        exist. Use `readwrite_paths` to make a path below one of these writable
-        again. `None` (the default) adds no such paths. {_TEMPLATE_HELP}
+        Every path must exist when the server starts, or the start fails with an
+        error that names it, unless it is written with a leading `-`
+        (`"-/srv/optional"`), which systemd skips when it is missing. Use
+        `readwrite_paths` to make a path below one of these writable again. `None`
+        (the default) adds no such paths. {_PATH_TEMPLATE_HELP}
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='["/srv/datasets", "-/srv/archive"]')
 
     readwrite_paths = List(
         Unicode(),
@@ -210,32 +264,45 @@ class SystemdSpawner(Spawner):
         allow_none=True,
         help=f"""
         Paths that the server may write to even below a read-only path (systemd's
-        `ReadWritePaths=`), as absolute path templates.
+        `ReadWritePaths=`), as path templates.
 
-        A path that starts with `-` may be missing, and every other path must
-        exist. `None` (the default) adds no such paths. {_TEMPLATE_HELP}
+        This does not grant write permission that the unix user lacks. Every path
+        must exist when the server starts, or the start fails with an error that
+        names it, unless it is written with a leading `-`. `None` (the default)
+        adds no such paths. {_PATH_TEMPLATE_HELP}
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='["/home/{USERNAME}"]')
 
     dynamic_users = Bool(
         False,
         help="""
         Run each server as a unix user that systemd allocates when the server
-        starts and releases when it stops (systemd's `DynamicUser=yes`), with a
-        per-user state directory (`StateDirectory=`) that persists between starts.
+        starts and releases when it stops (systemd's `DynamicUser=yes`), instead
+        of an existing user.
+
+        Each JupyterHub user gets a state directory (`StateDirectory=`) named after
+        the user name, escaped as in `unit_name_template`, that persists between
+        starts and is shared by the user's servers. The server starts in
+        `/var/lib/<that name>`, which is also its `HOME`. `username_template` and
+        `user_workingdir` are ignored, and {USERID} expands to an empty string.
+        The daemon rejects the start unless its configuration allows dynamic users
+        (`accounts.dynamic_users`, on by default).
         """,
-    ).tag(config=True)
+    ).tag(config=True, example="True")
 
     slice = Unicode(
         None,
         allow_none=True,
         help="""
-        systemd slice to put every server's unit in, such as `jupyterhub.slice`.
+        systemd slice to put every server's unit in, such as `jupyterhub.slice`, so
+        that limits set on the slice apply to all servers together.
 
-        Resource limits set on the slice apply to all servers together. `None` (the
-        default) leaves the units in systemd's default slice.
+        The name must end in `.slice`. When the slice has no unit file, systemd
+        creates it without limits: the start still succeeds, and the daemon
+        returns a warning that the spawner logs. `None` (the default) or an empty
+        string leaves the units in systemd's default slice, `system.slice`.
         """,
-    ).tag(config=True)
+    ).tag(config=True, example='"jupyterhub.slice"')
 
     unit_name = Unicode(
         "",
@@ -315,6 +382,15 @@ class SystemdSpawner(Spawner):
             self._log_name,
             _describe_state(status),
         )
+        # Warnings are problems that did not stop the start, such as a slice without a
+        # unit file, so only the hub's log shows them to the admin.
+        for warning in status.get("warnings", []):
+            self.log.warning(
+                "sdspawner daemon warning for unit %s of %s: %s",
+                status["unit"],
+                self._log_name,
+                warning,
+            )
         return (self.ip or "127.0.0.1", self.port)
 
     async def poll(self) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import pwd
 import subprocess
 from pathlib import Path
@@ -306,6 +307,79 @@ async def test_start_error_text_surfaces(fake_daemon: FakeDaemon) -> None:
     assert str(raised.value).startswith(error)
     assert "HTTP 400" in str(raised.value)
     assert API_TOKEN not in str(raised.value)
+
+
+SLICE_WARNING = (
+    "slice jupyterhub.slice has no unit file, so systemd creates it without limits;"
+    " add /etc/systemd/system/jupyterhub.slice to set them"
+)
+
+
+def warning_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+
+
+async def test_start_logs_daemon_warnings(
+    fake_daemon: FakeDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = status_body("active")
+    body["warnings"] = [SLICE_WARNING, "second warning"]
+    fake_daemon.respond("POST", "/v1/servers/start", 200, body)
+    spawner = make_spawner(fake_daemon.socket_path)
+
+    with caplog.at_level(logging.WARNING):
+        await spawner.start()
+
+    messages = warning_messages(caplog)
+    assert len(messages) == 2, messages
+    assert SLICE_WARNING in messages[0]
+    assert "jupyter-alice-singleuser.service" in messages[0]
+    assert "alice" in messages[0]
+    assert "second warning" in messages[1]
+
+
+async def test_start_without_warnings_logs_none(
+    fake_daemon: FakeDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    spawner = make_spawner(fake_daemon.socket_path)
+
+    with caplog.at_level(logging.WARNING):
+        await spawner.start()
+
+    assert warning_messages(caplog) == []
+
+
+async def test_start_invalid_warnings_still_starts(
+    fake_daemon: FakeDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = status_body("active")
+    body["warnings"] = "not a list"
+    fake_daemon.respond("POST", "/v1/servers/start", 200, body)
+    spawner = make_spawner(fake_daemon.socket_path)
+
+    with caplog.at_level(logging.WARNING):
+        ip, port = await spawner.start()
+
+    assert ip == "127.0.0.1"
+    assert port == spawner.port
+    messages = warning_messages(caplog)
+    assert len(messages) == 1, messages
+    assert "invalid warnings field" in messages[0]
+    assert "'not a list'" in messages[0]
+
+
+async def test_poll_ignores_warnings(
+    fake_daemon: FakeDaemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = status_body("active")
+    body["warnings"] = [SLICE_WARNING]
+    fake_daemon.respond("GET", "/v1/servers/status", 200, body)
+    spawner = make_spawner(fake_daemon.socket_path)
+
+    with caplog.at_level(logging.WARNING):
+        assert await spawner.poll() is None
+
+    assert warning_messages(caplog) == []
 
 
 @pytest.mark.parametrize(
