@@ -72,7 +72,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.cfg.CallerAllowed(caller) {
-		slog.Warn("request rejected", "caller_uid", caller.UID, "caller_pid", caller.PID, "method", r.Method, "path", r.URL.Path, "decision", "reject", "reason", "caller not allowed")
+		slog.Warn("request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", r.URL.Path, "decision", "reject", "reason", "caller not allowed")
 		writeError(w, http.StatusForbidden, "forbidden",
 			fmt.Sprintf("uid %d is not allowed to use sdspawner: add it to callers.uids, or the user to a group in callers.groups, in the daemon's configuration", caller.UID))
 		return
@@ -108,12 +108,19 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", "query parameter user is missing")
 		return
 	}
-	st, err := s.backend.Status(r.Context(), query.Get("user"), query.Get("server"))
+	user, server := query.Get("user"), query.Get("server")
+	st, err := s.backend.Status(r.Context(), user, server)
 	if err != nil {
 		code, status := s.errorKind(err)
+		if status != http.StatusNotFound {
+			s.audit(r, slog.LevelInfo, "status", user, server, "", "reject", err.Error())
+		}
 		writeError(w, status, code, err.Error())
 		return
 	}
+	// The hub polls every server about every 30 seconds, so successful status requests
+	// are logged at debug level only.
+	s.audit(r, slog.LevelDebug, "status", user, server, st.Unit, "allow", "")
 	writeJSON(w, http.StatusOK, st)
 }
 
@@ -131,7 +138,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	if err := DecodeStrict(body, v); err != nil {
-		s.audit(r, "decode", "", "", "", "reject", err.Error())
+		s.audit(r, slog.LevelInfo, r.URL.Path, "", "", "", "reject", err.Error())
 		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return false
 	}
@@ -142,19 +149,19 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, action, user, server string, st Status, err error) {
 	if err != nil {
 		code, status := s.errorKind(err)
-		s.audit(r, action, user, server, st.Unit, "reject", err.Error())
+		s.audit(r, slog.LevelInfo, action, user, server, st.Unit, "reject", err.Error())
 		writeError(w, status, code, err.Error())
 		return
 	}
-	s.audit(r, action, user, server, st.Unit, "allow", "")
+	s.audit(r, slog.LevelInfo, action, user, server, st.Unit, "allow", "")
 	writeJSON(w, http.StatusOK, st)
 }
 
 // audit logs one request with who asked, for what, and the outcome. It never logs the
 // request body, which carries the API token.
-func (s *Server) audit(r *http.Request, action, user, server, unit, decision, reason string) {
+func (s *Server) audit(r *http.Request, level slog.Level, action, user, server, unit, decision, reason string) {
 	caller, _ := CallerFrom(r.Context())
-	slog.Info("request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", action,
+	slog.Log(r.Context(), level, "request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", action,
 		"user", user, "server", server, "unit", unit, "decision", decision, "reason", reason)
 }
 

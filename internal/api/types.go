@@ -8,7 +8,9 @@ const Version = 1
 // StartRequest is the body of POST /v1/servers/start: one server's options as the hub
 // has them, with templates not yet expanded.
 type StartRequest struct {
-	User                string            `json:"user"`
+	User string `json:"user"`
+	// UserID is JupyterHub's id of the user, expanded for {USERID}.
+	UserID              *int64            `json:"user_id"`
 	Server              string            `json:"server"`
 	Cmd                 []string          `json:"cmd"`
 	Env                 map[string]string `json:"env"`

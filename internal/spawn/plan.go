@@ -71,7 +71,10 @@ func validateName(field, name string, required bool) error {
 // clean absolute path. A value that contains '/' or is "." or ".." is rejected, so that
 // a user name cannot climb out of the directory the admin wrote.
 func expandPath(option, template string, vars unitname.Vars) (string, error) {
-	for _, value := range []string{vars.UserName, vars.ServerName} {
+	for name, value := range map[string]string{"USERNAME": vars.UserName, "SERVERNAME": vars.ServerName} {
+		if !unitname.Uses(template, name) {
+			continue
+		}
 		if strings.ContainsRune(value, '/') || value == "." || value == ".." {
 			return "", invalidf("%s %q cannot be expanded for the name %q: a name used in a path must not contain '/' or be '.' or '..'", option, template, value)
 		}
@@ -179,6 +182,9 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 		return plan{}, err
 	}
 	vars := unitname.Vars{UserName: req.User, ServerName: req.Server}
+	if req.UserID != nil {
+		vars.UserID = strconv.FormatInt(*req.UserID, 10)
+	}
 	raw := func(s string) string { return s }
 
 	var p plan
@@ -200,7 +206,6 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 		if err := s.cfg.CheckAccount(p.acct); err != nil {
 			return plan{}, newError(KindForbidden, "%w", err)
 		}
-		vars.UserID = strconv.FormatUint(uint64(p.acct.UID), 10)
 	}
 
 	p.unit, err = unitname.ForServer(req.UnitNameTemplate, vars)
@@ -305,15 +310,15 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 	if len(readWrite) > 0 {
 		props = append(props, systemd.PropReadWritePaths(readWrite))
 	}
-	if req.Slice != nil && *req.Slice != "" {
-		warning, err := s.checkSlice(ctx, *req.Slice)
+	if slice := sliceName(req.Slice); slice != "" {
+		warning, err := s.checkSlice(ctx, slice)
 		if err != nil {
 			return plan{}, err
 		}
 		if warning != "" {
 			p.warnings = append(p.warnings, warning)
 		}
-		props = append(props, systemd.PropSlice(*req.Slice))
+		props = append(props, systemd.PropSlice(slice))
 	}
 
 	extra, err := s.extraProperties(ctx, req.UnitExtraProperties, vars)
@@ -332,6 +337,11 @@ func (s *Service) identityProperties(req *api.StartRequest, acct account.Account
 		stateDir := unitname.Escape(req.User)
 		props := []systemd.Property{
 			systemd.PropDynamicUser(true),
+			// Without User= systemd names the dynamic user after the unit, which fails
+			// for unit names that are not valid user names (longer than 31 characters,
+			// or with escapes). One name per JupyterHub user also gives all of a user's
+			// servers the same uid, so they can share the state directory.
+			systemd.PropUser(unitname.DynamicUserName(req.User)),
 			systemd.PropStateDirectory(stateDir),
 		}
 		return props, "/var/lib/" + stateDir, nil
@@ -378,10 +388,8 @@ func validateRequest(req *api.StartRequest) error {
 			return invalidf("env: %w", err)
 		}
 	}
-	if req.Slice != nil && *req.Slice != "" {
-		if !strings.HasSuffix(*req.Slice, ".slice") || unitname.ValidateChars(*req.Slice) != nil {
-			return invalidf("slice %q is invalid: give a slice unit name such as jupyterhub.slice", *req.Slice)
-		}
+	if slice := sliceName(req.Slice); slice != "" && unitname.ValidateChars(slice) != nil {
+		return invalidf("slice %q is invalid: give a slice unit name such as jupyterhub.slice", *req.Slice)
 	}
 	return nil
 }
@@ -439,4 +447,16 @@ func (s *Service) checkNotWritable(executable string, acct account.Account) erro
 			return nil
 		}
 	}
+}
+
+// sliceName returns the slice option as a unit name, with ".slice" appended when it
+// has no suffix, as systemd-run --slice does; "" when the option is not set.
+func sliceName(option *string) string {
+	if option == nil || *option == "" {
+		return ""
+	}
+	if strings.HasSuffix(*option, ".slice") {
+		return *option
+	}
+	return *option + ".slice"
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sdspawner/sdspawner/internal/account"
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/systemd"
+	"github.com/sdspawner/sdspawner/internal/unitname"
 )
 
 func startRequest(user string) *api.StartRequest {
@@ -394,8 +395,8 @@ func TestStartDynamicUser(t *testing.T) {
 	if got, _ := sd.prop(unit, "WorkingDirectory"); got != `/var/lib/ann\x40example.org` {
 		t.Errorf("WorkingDirectory = %q", got)
 	}
-	if _, ok := sd.prop(unit, "User"); ok {
-		t.Error("User= is set for a dynamic user")
+	if got, _ := sd.prop(unit, "User"); got != unitname.DynamicUserName("ann@example.org") {
+		t.Errorf("User = %v, want the derived dynamic user name", got)
 	}
 	data, _ := os.ReadFile(dir + "/" + unit + ".env")
 	if !strings.Contains(string(data), `HOME="/var/lib/ann\\x40example.org"`) {
@@ -413,13 +414,14 @@ func TestStartExpandsCommandAndWarnsOnSlice(t *testing.T) {
 	s, sd, _ := newTestService(t)
 	req := startRequest("alice")
 	req.Cmd = []string{"jupyterhub-singleuser", "--notebook-dir=/home/{USERNAME}/{USERID}"}
-	req.Slice = ptr("jupyterhub-users.slice")
+	req.UserID = ptr(int64(7))
+	req.Slice = ptr("jupyterhub-users")
 	st, err := s.Start(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	exec, _ := sd.prop(st.Unit, "ExecStartEx")
-	if got := exec.([]systemd.ExecCommandEx)[0].Argv[1]; got != "--notebook-dir=/home/alice/1001" {
+	if got := exec.([]systemd.ExecCommandEx)[0].Argv[1]; got != "--notebook-dir=/home/alice/7" {
 		t.Errorf("argv[1] = %q", got)
 	}
 	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "jupyterhub-users.slice has no unit file") {

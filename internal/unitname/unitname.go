@@ -34,7 +34,8 @@ const DefaultTemplate = "jupyter-{USERNAME}-singleuser"
 type Vars struct {
 	// UserName is the JupyterHub user name, expanded for {USERNAME}.
 	UserName string
-	// UserID is the unix uid as decimal digits, expanded for {USERID}; empty when unknown.
+	// UserID is JupyterHub's id of the user as decimal digits, expanded for {USERID}
+	// as upstream SystemdSpawner does; empty when the request does not carry it.
 	UserID string
 	// ServerName is the JupyterHub named server, expanded for {SERVERNAME}; "" for the
 	// default server.
@@ -61,15 +62,45 @@ func Escape(s string) string {
 }
 
 // Expand replaces {USERNAME}, {USERID} and {SERVERNAME} in template, passing each value
-// through escape first. Other text, including braces that are not one of these three
-// names, is kept as it is.
+// through escape first. As in Python's str.format, which upstream SystemdSpawner uses,
+// "{{" and "}}" stand for literal braces. Unlike str.format, any other text in braces is
+// kept as it is instead of being an error, so a value with literal braces still works.
 func Expand(template string, vars Vars, escape func(string) string) string {
-	replacer := strings.NewReplacer(
-		"{USERNAME}", escape(vars.UserName),
-		"{USERID}", escape(vars.UserID),
-		"{SERVERNAME}", escape(vars.ServerName),
-	)
-	return replacer.Replace(template)
+	values := map[string]string{
+		"USERNAME":   vars.UserName,
+		"USERID":     vars.UserID,
+		"SERVERNAME": vars.ServerName,
+	}
+	var b strings.Builder
+	for i := 0; i < len(template); i++ {
+		c := template[i]
+		switch {
+		case c == '{' && strings.HasPrefix(template[i:], "{{"):
+			b.WriteByte('{')
+			i++
+		case c == '}' && strings.HasPrefix(template[i:], "}}"):
+			b.WriteByte('}')
+			i++
+		case c == '{':
+			end := strings.IndexAny(template[i+1:], "{}")
+			if end >= 0 && template[i+1+end] == '}' {
+				if value, ok := values[template[i+1:i+1+end]]; ok {
+					b.WriteString(escape(value))
+					i += end + 1
+					continue
+				}
+			}
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Uses reports whether template refers to the variable name, such as "USERNAME".
+func Uses(template, name string) bool {
+	return strings.Contains(template, "{"+name+"}")
 }
 
 // ForServer returns the full unit name, with the .service suffix, for one server.
@@ -143,4 +174,29 @@ func ValidateChars(name string) error {
 		}
 	}
 	return nil
+}
+
+// maxUserNameLength is the longest user name systemd accepts for a dynamic user
+// (valid_user_group_name in systemd's src/basic/user-util.c, for names that must also
+// work with utmp).
+const maxUserNameLength = 31
+
+// DynamicUserName returns the name of the dynamic user (DynamicUser=yes) for a
+// JupyterHub user: "jh-", the user name's letters, digits, '_' and '-' in lower case,
+// cut to fit, then '-' and eight hex digits of its SHA-256, so that different users
+// never share a uid. The result is a valid user name of at most 31 characters.
+func DynamicUserName(user string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(user) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	sum := sha256.Sum256([]byte(user))
+	suffix := "-" + hex.EncodeToString(sum[:])[:8]
+	readable := b.String()
+	if keep := maxUserNameLength - len("jh-") - len(suffix); len(readable) > keep {
+		readable = readable[:keep]
+	}
+	return "jh-" + readable + suffix
 }

@@ -137,3 +137,44 @@ func TestForServerShortenedNeverMatchesPlain(t *testing.T) {
 		t.Errorf("the user %q gets the unit of the shortened name", imitation)
 	}
 }
+
+func TestExpandBraces(t *testing.T) {
+	vars := Vars{UserName: "alice", UserID: "7", ServerName: "gpu"}
+	cases := map[string]string{
+		"/home/{USERNAME}":      "/home/alice",
+		"{USERID}-{SERVERNAME}": "7-gpu",
+		"{{USERNAME}}":          "{USERNAME}",
+		"{{{USERNAME}}}":        "{alice}",
+		`{"a": 1}`:              `{"a": 1}`,
+		"{literal}-{USERNAME}":  "{literal}-alice",
+		"{":                     "{",
+		"}":                     "}",
+		"{USERNAME":             "{USERNAME",
+		"x{{y}}z":               "x{y}z",
+		"{unknown{USERNAME}}":   "{unknownalice}",
+	}
+	for template, want := range cases {
+		if got := Expand(template, vars, func(s string) string { return s }); got != want {
+			t.Errorf("Expand(%q) = %q, want %q", template, got, want)
+		}
+	}
+}
+
+func TestDynamicUserName(t *testing.T) {
+	seen := map[string]string{}
+	for _, user := range []string{"alice", "Alice", "ann@example.org", "..", "", strings.Repeat("x", 100), "日本"} {
+		name := DynamicUserName(user)
+		if len(name) > maxUserNameLength || !strings.HasPrefix(name, "jh-") {
+			t.Errorf("DynamicUserName(%q) = %q", user, name)
+		}
+		for _, r := range name {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				t.Errorf("DynamicUserName(%q) = %q contains %q", user, name, r)
+			}
+		}
+		if other, ok := seen[name]; ok {
+			t.Errorf("%q and %q share %q", user, other, name)
+		}
+		seen[name] = user
+	}
+}

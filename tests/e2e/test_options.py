@@ -135,10 +135,18 @@ def test_extra_paths(hub: Hub) -> None:
         assert "/usr/bin" in server.probe["path"]
 
 
+def hub_user_id(bed: Bed, user: str) -> str:
+    """Return JupyterHub's database id of user, which upstream expands for {USERID}."""
+    query = (
+        "import sqlite3,sys; db=sqlite3.connect('/var/lib/jupyterhub/jupyterhub.sqlite');"
+        "print(db.execute('select id from users where name=?', (sys.argv[1],)).fetchone()[0])"
+    )
+    return bed.run(["python3", "-c", query, user]).stdout.strip()
+
+
 def test_unit_name_template(hub: Hub) -> None:
     with spawned(hub, 'c.SystemdSpawner.unit_name_template = "jhub-{USERID}-{USERNAME}"') as server:
-        uid = hub.bed.run(["id", "-u", "alice"]).stdout.strip()
-        assert server.unit == f"jhub-{uid}-alice.service"
+        assert server.unit == f"jhub-{hub_user_id(hub.bed, 'alice')}-alice.service"
         assert server.props["ActiveState"] == "active"
 
 
@@ -232,7 +240,8 @@ c.Spawner.environment = {"SDSPAWNER_PROBE_KEEP": "1"}
 
 
 def test_slice_without_unit_file_warns(hub: Hub, bed: Bed) -> None:
-    with spawned(hub, 'c.SystemdSpawner.slice = "jupyterhub-users.slice"') as server:
+    # Like systemd-run --slice, a name without the suffix gets ".slice".
+    with spawned(hub, 'c.SystemdSpawner.slice = "jupyterhub-users"') as server:
         assert server.props["Slice"] == "jupyterhub-users.slice"
         log = bed.run("journalctl --no-pager -u jupyterhub.service -o cat").stdout
         assert "jupyterhub-users.slice has no unit file" in log
@@ -314,4 +323,22 @@ c.SystemdSpawner.slice = "system.slice"
         assert props["Slice"] == "system.slice"
         assert server.probe["shell"] == "/bin/sh"
         assert server.probe["path"].startswith("/opt/extra/alice/bin:")
+    assert_nothing_left(bed)
+
+
+def test_dynamic_users_long_and_odd_names(hub: Hub, bed: Bed) -> None:
+    # systemd limits user names to 31 characters; the dynamic user's name is derived.
+    names = ["a-very-long-jupyterhub-user-name-indeed", "ann@example.org"]
+    hub.users = [*hub.users, *names]
+    hub.reconfigure(PROBE_CMD + "c.SystemdSpawner.dynamic_users = True")
+    try:
+        for name in names:
+            hub.start_server(name)
+            probe = hub.probe(hub.unit_of(name))
+            assert int(probe["uid"]) >= 61184
+            assert probe["user"].startswith("jh-")
+            assert len(probe["user"]) <= 31
+    finally:
+        for name in names:
+            hub.stop_server(name)
     assert_nothing_left(bed)
