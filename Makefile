@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 GO_SOURCES := $(shell find cmd internal -name '*.go') go.mod go.sum
 
-.PHONY: deps build bed demo test lint test-go test-python test-e2e clean
+.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e clean
 
 ## deps: install Debian packages, Python packages, Go modules and staticcheck (root)
 deps:
@@ -30,8 +30,9 @@ bed: build
 demo: build
 	$(PYTHON) bed/demo.py
 
-## test: lint, unit tests, and the end-to-end tests in the bed with JupyterHub 6 and 5
-test: lint test-go test-python test-e2e
+## test: lint, unit tests, short fuzzing, and the end-to-end tests in the bed with
+## JupyterHub 6 and 5
+test: lint test-go fuzz test-python test-e2e
 
 lint:
 	@test -z "$$(gofmt -l cmd internal)" || { gofmt -l cmd internal; echo "gofmt: files above need formatting"; exit 1; }
@@ -44,6 +45,14 @@ lint:
 
 test-go:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
+
+FUZZTIME ?= 10s
+
+## fuzz: run each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run=NONE -fuzz=FuzzDecodeStrict -fuzztime=$(FUZZTIME) ./internal/api
+	$(GO) test -run=NONE -fuzz=FuzzForServer -fuzztime=$(FUZZTIME) ./internal/unitname
+	$(GO) test -run=NONE -fuzz=FuzzParseValue -fuzztime=$(FUZZTIME) ./internal/systemd
 
 test-python:
 	cd python && $(PYTHON) -m pytest -q

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/logging"
 	"github.com/sdspawner/sdspawner/internal/policy"
 	"github.com/sdspawner/sdspawner/internal/spawn"
 	"github.com/sdspawner/sdspawner/internal/systemd"
@@ -44,7 +45,7 @@ func runServe(args []string) error {
 	if *debug {
 		level = slog.LevelDebug
 	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	slog.SetDefault(logging.New(level, os.Stderr))
 
 	cfg, err := policy.Load(*configPath, explicit)
 	if err != nil {

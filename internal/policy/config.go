@@ -35,6 +35,12 @@ type Config struct {
 	Paths PathsConfig `toml:"paths"`
 	// Environment limits the environment variables the hub may set.
 	Environment EnvironmentConfig `toml:"environment"`
+	// SiteProperties are unit properties the admin sets on every server's unit, such as
+	// a site-wide BindReadOnlyPaths. Values are strings or lists of strings, written as
+	// in unit files. They are applied last, so they win over the hub's
+	// unit_extra_properties, and only the properties sdspawner's own bookkeeping needs
+	// are refused here.
+	SiteProperties map[string]any `toml:"site_properties"`
 	// EnvDir is the root-only directory for the servers' environment files.
 	EnvDir string `toml:"env_dir"`
 }

@@ -141,3 +141,21 @@ func (c *Config) allowedProperties() []string {
 	}
 	return DefaultAllowedProperties
 }
+
+// reservedForDaemon are the properties that even the admin's site_properties may not
+// set, because sdspawner sets them itself and relies on their values.
+var reservedForDaemon = []string{
+	"ExecStart", "ExecStartEx", "Type", "User", "Group", "DynamicUser", "EnvironmentFiles",
+	"EnvironmentFile", "LogExtraFields", "WorkingDirectory", "RuntimeDirectory", "StateDirectory",
+}
+
+// CheckSiteProperty returns an error when the admin's site_properties sets a property
+// that sdspawner must control itself.
+func CheckSiteProperty(written, dbusName string) error {
+	for _, name := range reservedForDaemon {
+		if name == written || name == dbusName {
+			return fmt.Errorf("site_properties: %s is set by sdspawner itself and cannot be set site-wide", written)
+		}
+	}
+	return nil
+}

@@ -29,9 +29,9 @@ func (s *Service) propertyTypes(ctx context.Context) (map[string]string, error) 
 	return types, nil
 }
 
-// extraValues returns the text values of one unit_extra_properties entry: a string is
-// one value, a list is one value an entry.
-func extraValues(name string, raw any) ([]string, error) {
+// extraValues returns the text values of one entry of option: a string is one value, a
+// list is one value an entry.
+func extraValues(option, name string, raw any) ([]string, error) {
 	switch v := raw.(type) {
 	case string:
 		return []string{v}, nil
@@ -40,18 +40,44 @@ func extraValues(name string, raw any) ([]string, error) {
 		for i, item := range v {
 			text, ok := item.(string)
 			if !ok {
-				return nil, invalidf("unit_extra_properties: %s[%d] is %T, not a string", name, i, item)
+				return nil, invalidf("%s: %s[%d] is %T, not a string", option, name, i, item)
 			}
 			values[i] = text
 		}
 		return values, nil
 	}
-	return nil, invalidf("unit_extra_properties: %s is %T; give a string or a list of strings", name, raw)
+	return nil, invalidf("%s: %s is %T; give a string or a list of strings", option, name, raw)
 }
 
 // extraProperties checks and converts the hub's unit_extra_properties, in name order.
 // Templates are expanded in every value, list entries included.
 func (s *Service) extraProperties(ctx context.Context, extra map[string]any, vars unitname.Vars) ([]systemd.Property, error) {
+	return s.convertProperties(ctx, "unit_extra_properties", extra, vars, s.checkHubProperty)
+}
+
+// siteProperties converts the admin's site_properties, with the same rules for values.
+func (s *Service) siteProperties(ctx context.Context, vars unitname.Vars) ([]systemd.Property, error) {
+	return s.convertProperties(ctx, "site_properties", s.cfg.SiteProperties, vars, func(written, dbusName string, _ []string) error {
+		if err := policy.CheckSiteProperty(written, dbusName); err != nil {
+			return newError(KindInternal, "%w; fix the daemon's configuration", err)
+		}
+		return nil
+	})
+}
+
+// checkHubProperty applies the never-allowed list and the allow-list to one of the
+// hub's properties.
+func (s *Service) checkHubProperty(written, dbusName string, values []string) error {
+	if err := s.cfg.CheckExtraProperty(written, dbusName, values); err != nil {
+		return newError(KindForbidden, "%w", err)
+	}
+	return nil
+}
+
+// convertProperties turns a map of property names to text values into typed unit
+// properties, checking each with check. option names the map in error messages.
+func (s *Service) convertProperties(ctx context.Context, option string, extra map[string]any, vars unitname.Vars,
+	check func(written, dbusName string, values []string) error) ([]systemd.Property, error) {
 	if len(extra) == 0 {
 		return nil, nil
 	}
@@ -67,26 +93,28 @@ func (s *Service) extraProperties(ctx context.Context, extra map[string]any, var
 
 	props := make([]systemd.Property, 0, len(names))
 	for _, name := range names {
-		values, err := extraValues(name, extra[name])
+		values, err := extraValues(option, name, extra[name])
 		if err != nil {
 			return nil, err
 		}
 		for i, value := range values {
 			values[i] = unitname.Expand(value, vars, func(s string) string { return s })
 		}
-		if err := policy.CheckNeverAllowed(name); err != nil {
-			return nil, newError(KindForbidden, "%w", err)
+		if option == "unit_extra_properties" {
+			if err := policy.CheckNeverAllowed(name); err != nil {
+				return nil, newError(KindForbidden, "%w", err)
+			}
 		}
 		dbusName, ok := systemd.ResolveName(name, types)
 		if !ok {
-			return nil, invalidf("unit_extra_properties: %s is not a property of systemd services in this systemd; check the spelling in systemd.exec(5) and systemd.resource-control(5)", name)
+			return nil, invalidf("%s: %s is not a property of systemd services in this systemd; check the spelling in systemd.exec(5) and systemd.resource-control(5)", option, name)
 		}
-		if err := s.cfg.CheckExtraProperty(name, dbusName, values); err != nil {
-			return nil, newError(KindForbidden, "%w", err)
+		if err := check(name, dbusName, values); err != nil {
+			return nil, err
 		}
 		value, err := systemd.ParseValue(dbusName, types[dbusName], values)
 		if err != nil {
-			return nil, invalidf("unit_extra_properties: %w", err)
+			return nil, invalidf("%s: %w", option, err)
 		}
 		props = append(props, systemd.MakeProperty(dbusName, value))
 	}

@@ -111,7 +111,7 @@ func (f *fakeSystemd) PropertyTypes(ctx context.Context) (map[string]string, err
 	return map[string]string{
 		"CPUWeight": "t", "MemoryHigh": "t", "TimeoutStopUSec": "t", "ReadOnlyPaths": "as",
 		"ProtectSystem": "s", "NoNewPrivileges": "b", "Nice": "i", "User": "s", "ExecStart": "a(sasb)",
-		"BindPaths": "a(ssbt)", "CPUQuotaPerSecUSec": "t", "StateDirectory": "as", "IPAddressDeny": "a(iayu)",
+		"BindPaths": "a(ssbt)", "BindReadOnlyPaths": "a(ssbt)", "CPUQuotaPerSecUSec": "t", "StateDirectory": "as", "IPAddressDeny": "a(iayu)",
 	}, nil
 }
 

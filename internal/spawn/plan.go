@@ -325,7 +325,11 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 	if err != nil {
 		return plan{}, err
 	}
-	p.props = mergeProperties(props, extra)
+	site, err := s.siteProperties(ctx, vars)
+	if err != nil {
+		return plan{}, err
+	}
+	p.props = mergeProperties(mergeProperties(props, extra), site)
 	return p, nil
 }
 

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -507,5 +508,32 @@ func TestStartServerCaps(t *testing.T) {
 	// Restarting a running server does not count it twice.
 	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
 		t.Errorf("restart of alice's server: %v", err)
+	}
+}
+
+func TestStartSiteProperties(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	s.cfg.SiteProperties = map[string]any{
+		"BindReadOnlyPaths": []any{"/srv/datasets", "-/opt/{USERNAME}-tools:/opt/tools"},
+		"CPUWeight":         "200",
+	}
+	req := startRequest("alice")
+	req.UnitExtraProperties = map[string]any{"CPUWeight": "50"}
+	st, err := s.Start(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := sd.prop(st.Unit, "CPUWeight"); got != uint64(200) {
+		t.Errorf("CPUWeight = %v, want the admin's 200 to win", got)
+	}
+	binds, ok := sd.prop(st.Unit, "BindReadOnlyPaths")
+	if !ok || fmt.Sprint(binds) != "[{/srv/datasets /srv/datasets false 16384} {/opt/alice-tools /opt/tools true 16384}]" {
+		t.Errorf("BindReadOnlyPaths = %v", binds)
+	}
+
+	s.cfg.SiteProperties = map[string]any{"User": "root"}
+	req.User = "bob"
+	if _, err := s.Start(context.Background(), req); err == nil || !strings.Contains(err.Error(), "set by sdspawner itself") {
+		t.Errorf("site User= gave %v", err)
 	}
 }

@@ -34,10 +34,15 @@ func ResolveName(name string, types map[string]string) (string, bool) {
 // properties ending in USec take time spans ("30s", "5min", "infinity"), of properties
 // starting with Memory sizes ("512M", "2G", "infinity", with K, M, G, T as powers of
 // 1024), and of all others a number or "infinity". Lists take each value as one entry.
-// CPUQuotaPerSecUSec also takes a percentage ("50%"). Other signatures are not supported.
+// CPUQuotaPerSecUSec also takes a percentage ("50%"), and BindPaths and
+// BindReadOnlyPaths take systemd's "SOURCE[:DESTINATION[:OPTIONS]]" entries. Other
+// signatures are not supported.
 func ParseValue(dbusName, signature string, values []string) (any, error) {
 	if signature == "as" {
 		return values, nil
+	}
+	if signature == "a(ssbt)" {
+		return parseBindPaths(dbusName, values)
 	}
 	if len(values) != 1 {
 		return nil, fmt.Errorf("property %s takes one value, got %d", dbusName, len(values))
@@ -198,4 +203,52 @@ func ParseSize(name, text string) (uint64, error) {
 		return 0, fmt.Errorf("property %s value %q is not a size such as 512M, 2G or infinity", name, text)
 	}
 	return uint64(value * scale), nil
+}
+
+// bindPath is the D-Bus form (ssbt) of one BindPaths= entry.
+type bindPath struct {
+	Source        string
+	Destination   string
+	IgnoreMissing bool
+	MountFlags    uint64
+}
+
+// msRec is the kernel's MS_REC mount flag, systemd's default "rbind".
+const msRec = 16384
+
+// parseBindPaths parses BindPaths= and BindReadOnlyPaths= entries, each
+// "[-]SOURCE[:DESTINATION[:rbind|norbind]]" as in systemd.exec(5).
+func parseBindPaths(name string, values []string) ([]bindPath, error) {
+	var binds []bindPath
+	for _, value := range values {
+		for _, entry := range strings.Fields(value) {
+			bind := bindPath{MountFlags: msRec}
+			if rest, ok := strings.CutPrefix(entry, "-"); ok {
+				bind.IgnoreMissing = true
+				entry = rest
+			}
+			parts := strings.Split(entry, ":")
+			if len(parts) > 3 || parts[0] == "" {
+				return nil, fmt.Errorf("property %s entry %q is invalid: write SOURCE[:DESTINATION[:rbind|norbind]]", name, entry)
+			}
+			bind.Source, bind.Destination = parts[0], parts[0]
+			if len(parts) > 1 && parts[1] != "" {
+				bind.Destination = parts[1]
+			}
+			if len(parts) == 3 {
+				switch parts[2] {
+				case "rbind":
+				case "norbind":
+					bind.MountFlags = 0
+				default:
+					return nil, fmt.Errorf("property %s entry %q has the unknown option %q: use rbind or norbind", name, entry, parts[2])
+				}
+			}
+			if !strings.HasPrefix(bind.Source, "/") || !strings.HasPrefix(bind.Destination, "/") {
+				return nil, fmt.Errorf("property %s entry %q is invalid: paths must be absolute", name, entry)
+			}
+			binds = append(binds, bind)
+		}
+	}
+	return binds, nil
 }

@@ -27,6 +27,10 @@ func TestParseValue(t *testing.T) {
 		{"Nice", "i", []string{"5"}, int32(5)},
 		{"UMask", "u", []string{"18"}, uint32(18)},
 		{"ReadOnlyPaths", "as", []string{"/a", "/b c"}, []string{"/a", "/b c"}},
+		{"BindReadOnlyPaths", "a(ssbt)", []string{"/srv/data", "-/opt/x:/x:norbind"}, []bindPath{
+			{Source: "/srv/data", Destination: "/srv/data", MountFlags: msRec},
+			{Source: "/opt/x", Destination: "/x", IgnoreMissing: true},
+		}},
 	}
 	for _, tc := range cases {
 		got, err := ParseValue(tc.name, tc.signature, tc.values)
@@ -53,7 +57,9 @@ func TestParseValueRejects(t *testing.T) {
 		{"CPUQuotaPerSecUSec", "t", []string{"-5%"}},
 		{"Nice", "i", []string{"x"}},
 		{"UMask", "q", []string{"70000"}},
-		{"BindPaths", "a(ssbt)", []string{"/a:/b"}},
+		{"BindPaths", "a(ssbt)", []string{"relative:/b"}},
+		{"BindPaths", "a(ssbt)", []string{"/a:/b:sideways"}},
+		{"IPAddressDeny", "a(iayu)", []string{"any"}},
 	}
 	for _, tc := range cases {
 		if got, err := ParseValue(tc.name, tc.signature, tc.values); err == nil {

@@ -18,6 +18,9 @@ POLICY = """\
 max_mem_limit = "4G"
 max_cpu_limit = 2.0
 max_servers_per_user = 1
+
+[site_properties]
+BindReadOnlyPaths = "/srv/site-data"
 """
 
 
@@ -73,7 +76,7 @@ def snapshot(bed: Bed) -> str:
 def daemon(bed: Bed, hub: Hub) -> Iterator[Bed]:
     bed.write_file("/etc/sdspawner/config.toml", POLICY)
     bed.run("systemctl restart sdspawner.service && sleep 0.5")
-    bed.run("install -o alice -m 0755 /bin/true /tmp/alice-owned-binary")
+    bed.run("install -o alice -m 0755 /bin/true /tmp/alice-owned-binary && mkdir -p /srv/site-data")
     try:
         yield bed
     finally:
@@ -363,6 +366,9 @@ def test_server_cap_per_user(daemon: Bed) -> None:
     code, response = call(daemon, "POST", "/v1/servers/start", json.dumps(base_request()))
     assert code == 200, response
     try:
+        # The admin's site_properties apply to every unit.
+        binds = daemon.unit_properties(response["unit"], "BindReadOnlyPaths")["BindReadOnlyPaths"]
+        assert "/srv/site-data" in binds
         second = base_request(server="gpu")
         code, response = call(daemon, "POST", "/v1/servers/start", json.dumps(second))
         assert code == 403, response
