@@ -126,9 +126,12 @@ func Open(dir string) (*Store, error) {
 func (s *Store) Dir() string { return s.dir }
 
 // Path returns the file name used for unit. Unit names never contain '/', so the
-// result is always directly inside the store's directory.
+// result is always directly inside the store's directory. systemd expands
+// EnvironmentFile= paths with glob(3), which takes a backslash as an escape, so the
+// backslashes of escaped unit names are written as '@', which sdspawner's unit names
+// never contain; the mapping is reversible and keeps names distinct.
 func (s *Store) Path(unit string) string {
-	return filepath.Join(s.dir, unit+".env")
+	return filepath.Join(s.dir, strings.ReplaceAll(unit, `\`, "@")+".env")
 }
 
 // Write stores env for unit, replacing any earlier file atomically, with mode 0600.
@@ -179,7 +182,7 @@ func (s *Store) Units() ([]string, error) {
 	for _, entry := range entries {
 		name, ok := strings.CutSuffix(entry.Name(), ".env")
 		if ok && entry.Type().IsRegular() && !strings.HasPrefix(name, ".") {
-			units = append(units, name)
+			units = append(units, strings.ReplaceAll(name, "@", `\`))
 		}
 	}
 	return units, nil

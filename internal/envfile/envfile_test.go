@@ -54,6 +54,9 @@ func TestStoreWriteIsRootOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if filepath.Base(path) != "jupyter-a@x20b-singleuser.service.env" {
+		t.Errorf("file name %q still contains a glob escape", filepath.Base(path))
+	}
 	info, err = os.Stat(path)
 	if err != nil {
 		t.Fatal(err)

@@ -137,15 +137,16 @@ func mergeProperties(base, extra []systemd.Property) []systemd.Property {
 	return append(merged, extra...)
 }
 
-// checkSlice returns a warning when slice is not loaded in systemd. systemd creates a
-// missing slice with default settings, so the start works, but any limits the admin
+// checkSlice returns a warning when slice has no unit file or drop-in. systemd makes up
+// a missing slice with default settings, so the start works, but any limits the admin
 // meant to put on that slice are not there.
 func (s *Service) checkSlice(ctx context.Context, slice string) (string, error) {
 	state, err := s.sd.State(ctx, slice)
 	if err != nil {
 		return "", newError(KindUnavailable, "read state of slice %s: %w", slice, err)
 	}
-	if state.Loaded() {
+	builtin := slice == "-.slice" || slice == "system.slice"
+	if state.Loaded() && (state.FragmentPath != "" || len(state.DropInPaths) > 0 || builtin) {
 		return "", nil
 	}
 	return fmt.Sprintf("slice %s has no unit file, so systemd creates it without limits; add /etc/systemd/system/%s to set them", slice, slice), nil

@@ -378,7 +378,7 @@ func TestStartExtraPropertiesRejected(t *testing.T) {
 }
 
 func TestStartDynamicUser(t *testing.T) {
-	s, sd, dir := newTestService(t)
+	s, sd, _ := newTestService(t)
 	req := startRequest("ann@example.org")
 	req.DynamicUsers = true
 	req.UserWorkingDir = ptr("/ignored")
@@ -399,7 +399,7 @@ func TestStartDynamicUser(t *testing.T) {
 	if got, _ := sd.prop(unit, "User"); got != unitname.DynamicUserName("ann@example.org") {
 		t.Errorf("User = %v, want the derived dynamic user name", got)
 	}
-	data, _ := os.ReadFile(dir + "/" + unit + ".env")
+	data, _ := os.ReadFile(s.envs.Path(unit))
 	if !strings.Contains(string(data), `HOME="/var/lib/ann\\x40example.org"`) {
 		t.Errorf("HOME not set to the state directory:\n%s", data)
 	}

@@ -137,7 +137,8 @@ func TestBedEnvironmentRoundTrip(t *testing.T) {
 		"HASH":      "#not a comment ;nor this",
 		"EQUALS":    "a=b=c",
 	}
-	unit := uniqueUnit(t)
+	// A backslash, as in escaped unit names, must not break systemd's glob of the path.
+	unit := strings.Replace(uniqueUnit(t), "bedtest-", `bedtest-a\x40b-`, 1)
 	envPath, err := store.Write(unit, values)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,11 @@ type UnitState struct {
 	User string
 	// LogExtraFields are the unit's extra journal fields, "NAME=value" each.
 	LogExtraFields []string
+	// FragmentPath is the unit file, "" for a unit with none (transient units, and
+	// slices that systemd makes up when a unit names them).
+	FragmentPath string
+	// DropInPaths are the unit's drop-in files.
+	DropInPaths []string
 }
 
 // Loaded reports whether systemd has the unit loaded.
@@ -63,6 +68,10 @@ func (c *Conn) State(ctx context.Context, name string) (UnitState, error) {
 	stringProp(props, "SubState", &state.SubState)
 	stringProp(props, "Result", &state.Result)
 	stringProp(props, "User", &state.User)
+	stringProp(props, "FragmentPath", &state.FragmentPath)
+	if paths, ok := props["DropInPaths"].Value().([]string); ok {
+		state.DropInPaths = paths
+	}
 	if v, ok := props["MainPID"].Value().(uint32); ok {
 		state.MainPID = v
 	}

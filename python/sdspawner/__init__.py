@@ -5,6 +5,7 @@ Select it with `c.JupyterHub.spawner_class = "sdspawner"`.
 
 from .client import (
     DaemonError,
+    DaemonRejectedError,
     DaemonTimeoutError,
     DaemonUnreachableError,
     SdspawnerError,
@@ -13,6 +14,7 @@ from .spawner import ServerNotRunningError, SystemdSpawner
 
 __all__ = [
     "DaemonError",
+    "DaemonRejectedError",
     "DaemonTimeoutError",
     "DaemonUnreachableError",
     "SdspawnerError",

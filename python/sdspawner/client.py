@@ -11,6 +11,14 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 import httpx
+from tornado.web import HTTPError
+
+try:
+    from jupyterhub.spawner import SpawnException
+except ImportError:  # JupyterHub before 6.0 has no SpawnException.
+    _SPAWN_EXCEPTION_BASES: tuple[type[HTTPError], ...] = ()
+else:
+    _SPAWN_EXCEPTION_BASES = (SpawnException,)
 
 API_PREFIX = "/v1"
 
@@ -45,23 +53,54 @@ class ServerStatus(_RequiredStatusFields, total=False):
     warnings: list[str]
 
 
-class SdspawnerError(Exception):
-    """Base class of the errors raised while talking to the sdspawner daemon."""
+class SdspawnerError(HTTPError):
+    """Base class of the errors raised while talking to the sdspawner daemon.
+
+    It is a tornado HTTPError, because JupyterHub hides the text of other exceptions
+    from users. JupyterHub responds with `status_code` to a request that fails with this
+    error, and shows `message` in the REST API's JSON error, on the error page and in
+    the spawn's progress events. `str()` returns `log_text`, which may add details for
+    the hub's log.
+
+    NOTE: JupyterHub 4 shows a fixed text on the error page of a start that fails
+    within a second, whatever the exception.
+    """
+
+    def __init__(self, message: str, *, status_code: int = 500, log_text: str = "") -> None:
+        # The message goes into `args`, because JupyterHub before 6.0 shows
+        # `log_message % args`, and a "%" in a message of its own would break that.
+        HTTPError.__init__(self, status_code, "%s", message)
+        self.message = message
+        self.log_text = log_text or message
+        # JupyterHub 4 and later show this attribute on the spawn-pending page and in
+        # progress events, and JupyterHub 5 and later also on the error page.
+        self.jupyterhub_message = message
+
+    def __str__(self) -> str:
+        return self.log_text
 
 
 class DaemonUnreachableError(SdspawnerError):
     """The daemon's socket is missing, or the connection to it failed."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=503)
+
 
 class DaemonTimeoutError(SdspawnerError):
     """The daemon did not send its response within the timeout."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=503)
 
 
 class DaemonError(SdspawnerError):
     """The daemon returned an error response.
 
     `status` is the HTTP status, `code` the daemon's error code (such as
-    "invalid_request" or "not_found") and `error` the daemon's message.
+    "invalid_request" or "not_found") and `error` the daemon's message, which is also
+    the message that JupyterHub shows to the user. JupyterHub responds with the
+    daemon's status, or with 500 when that is not an error status.
     """
 
     def __init__(self, status: int, code: str, error: str, request: str) -> None:
@@ -69,9 +108,32 @@ class DaemonError(SdspawnerError):
         self.code = code
         self.error = error
         self.request = request
-        # The daemon's message comes first because JupyterHub shows str(exception) to
-        # the user after "Spawn failed: ".
-        super().__init__(f"{error} (sdspawner daemon: HTTP {status} {code} on {request})")
+        super().__init__(
+            error,
+            status_code=status if 400 <= status <= 599 else 500,
+            log_text=f"{error} (sdspawner daemon: HTTP {status} {code} on {request})",
+        )
+
+
+class DaemonRejectedError(DaemonError, *_SPAWN_EXCEPTION_BASES):
+    """The daemon rejected the request with a 4xx status, such as an invalid option.
+
+    With JupyterHub 6.0 and later it is also a SpawnException with the daemon's code as
+    `reason`. JupyterHub then records a start that fails with it under the status
+    "failure" and that reason in its spawn metrics, and does not count it towards
+    `Spawner.consecutive_failure_limit`.
+    """
+
+    def __init__(self, status: int, code: str, error: str, request: str) -> None:
+        super().__init__(status, code, error, request)
+        if _SPAWN_EXCEPTION_BASES:
+            # DaemonError's constructor does not reach SpawnException's, whose
+            # arguments differ, so it is called here to set its attributes.
+            SpawnException.__init__(
+                self, error, reason=code, log_message=self.log_text, status_code=self.status_code
+            )
+        else:
+            self.reason = code
 
 
 class DaemonClient:
@@ -123,9 +185,10 @@ class DaemonClient:
     ) -> dict[str, Any]:
         """Send one request to `API_PREFIX + path` and return the decoded JSON object.
 
-        Raises DaemonError for an error response, DaemonUnreachableError when the socket
-        cannot be connected to, DaemonTimeoutError when `timeout` (default: the client's)
-        runs out, and SdspawnerError for any other failure.
+        Raises DaemonError for an error response (DaemonRejectedError for a 4xx one),
+        DaemonUnreachableError when the socket cannot be connected to, DaemonTimeoutError
+        when `timeout` (default: the client's) runs out, and SdspawnerError for any other
+        failure.
         """
         if timeout is None:
             timeout = self.timeout
@@ -195,6 +258,8 @@ def _decode_response(response: httpx.Response, request_name: str) -> dict[str, A
         # Not the daemon's error shape: keep the start of the body for diagnosis.
         error = f"unexpected error response {_quote_body(response)}"
         code = "unknown"
+    if response.is_client_error:
+        raise DaemonRejectedError(response.status_code, code, error, request_name)
     raise DaemonError(response.status_code, code, error, request_name)
 
 

@@ -49,7 +49,10 @@ INHERITED_OPTIONS: dict[str, InheritedOption] = {
         " templates but with no checks on the result. It looks up the first element on"
         " the server's `PATH` (see `extra_paths`) unless it is an absolute path, rejects"
         " a relative path that contains `/`, and rejects the start when the file is"
-        " missing or not executable.",
+        " missing or not executable. Unless `dynamic_users` is set, it also rejects the"
+        " start when the server's unix user can write to the command file or to any"
+        " directory above it, because that user could then replace the command. A"
+        " directory with the sticky bit, such as `/tmp`, does not count.",
     ),
     "args": InheritedOption(
         "list of str",
@@ -79,10 +82,12 @@ INHERITED_OPTIONS: dict[str, InheritedOption] = {
         " suffix K, M, G or T, which are powers of 1024, so `'1.5G'` is 1610612736"
         " bytes. The daemon sets the unit's `MemoryMax=` and the `MEM_LIMIT`"
         " environment variable to the number of bytes. Values below 1M (1048576"
-        " bytes), including 0, are rejected, and `None` sets no limit.\n\n"
+        " bytes), including 0, are rejected, and `None` sets no limit. The daemon also"
+        " rejects a value above `limits.max_mem_limit` when its configuration sets that"
+        " cap.\n\n"
         "When the server's processes use more, the kernel kills one of them, typically"
         " a notebook kernel. The server itself keeps running, because every unit has"
-        " `OOMPolicy=continue`.",
+        " `OOMPolicy=continue` unless `unit_extra_properties` sets another `OOMPolicy`.",
     ),
     "cpu_limit": InheritedOption(
         "float or None",
@@ -93,7 +98,8 @@ INHERITED_OPTIONS: dict[str, InheritedOption] = {
         " rounded to 0.001 CPU, which is 1 ms of CPU time a second. It sets the"
         " `CPU_LIMIT` environment variable to the value as Python's `str(float)`"
         ' writes it, such as "0.5" or "2.0". The minimum is 0.01, and `None` sets no'
-        " limit.\n\n"
+        " limit. The daemon also rejects a value above `limits.max_cpu_limit` when its"
+        " configuration sets that cap.\n\n"
         "Whether or not a limit is set, every unit gets `CPUWeight=100`, so that busy"
         " servers share the CPUs equally per server rather than per process.",
     ),
@@ -104,7 +110,11 @@ INHERITED_OPTIONS: dict[str, InheritedOption] = {
         "More environment variables of the server. Callables are called with the"
         " spawner, and every value is sent as a string. Names must match"
         " `[A-Za-z_][A-Za-z0-9_]*`, and values must be UTF-8 without control"
-        " characters other than tab and newline.\n\n"
+        " characters other than tab and newline. The daemon rejects a start that sets,"
+        " here or through `env_keep`, a variable on its deny-list. The list holds the"
+        " variables that change how the dynamic linker, systemd or socket activation treat"
+        " the server, such as `LD_*`, `SYSTEMD_*`, `NOTIFY_SOCKET` and `LISTEN_FDS`, and"
+        " the names in `environment.deny` of the daemon's configuration.\n\n"
         "The daemon sets `SHELL` from `default_shell`, and sets `MEM_LIMIT`, `CPU_LIMIT`"
         " and `HOME` when `mem_limit`, `cpu_limit` and `dynamic_users` are set,"
         " replacing values given here. A `PATH` given here becomes the server's `PATH`,"
@@ -129,7 +139,7 @@ DEFAULT_ALLOWED_PROPERTIES = (
     "TasksMax", "TasksAccounting", "IOWeight", "StartupIOWeight", "IOAccounting",
     "TimeoutStopUSec", "RuntimeMaxUSec",
     "LimitNOFILE", "LimitNPROC", "LimitCORE", "LimitAS", "LimitDATA", "LimitSTACK", "LimitFSIZE",
-    "UMask", "Nice", "OOMScoreAdjust",
+    "UMask", "Nice", "OOMScoreAdjust", "OOMPolicy",
     "PrivateTmp", "PrivateDevices", "PrivateNetwork", "PrivateUsers", "PrivateIPC",
     "NoNewPrivileges",
     "ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectKernelModules",
@@ -148,7 +158,7 @@ NEVER_ALLOWED_PROPERTIES = (
     "AmbientCapabilities", "AppArmorProfile", "BindPaths", "BindReadOnlyPaths",
     "CacheDirectory", "CapabilityBoundingSet", "ConfigurationDirectory",
     "CPUSchedulingPolicy", "CPUSchedulingPriority", "Delegate*", "DeviceAllow",
-    "DevicePolicy", "DynamicUser", "Environment", "EnvironmentFiles", "Exec*",
+    "DevicePolicy", "DynamicUser", "Environment", "EnvironmentFile", "EnvironmentFiles", "Exec*",
     "ExtensionDirectories", "ExtensionImages", "Group", "ImportCredential",
     "IPCNamespacePath", "KillMode", "LoadCredential*", "LogExtraFields", "LogsDirectory",
     "MountImages", "NetworkNamespacePath", "PAMName", "PassEnvironment", "Personality",
@@ -295,16 +305,27 @@ This page is generated from the help texts in `python/sdspawner/spawner.py` and
 Set the options in `jupyterhub_config.py` after `c.JupyterHub.spawner_class = "sdspawner"`.
 The option names and defaults follow upstream jupyterhub-systemdspawner. The hub sends the
 values unexpanded to the `sdspawner serve` daemon, which expands the templates, checks every
-value and rejects a start with an error that names the invalid option.
+value and rejects a start with an error that names the invalid option. JupyterHub shows that
+error to the user and returns it as the `message` of the REST API's error response. On
+JupyterHub 4, the error page of a start that fails within a second shows a fixed text instead.
+
+The daemon's configuration, `/etc/sdspawner/config.toml`, can also cap the number of servers
+that run at once per JupyterHub user (`limits.max_servers_per_user`) and in total
+(`limits.max_servers`). A start beyond a cap fails with an error that names the cap.
 
 ## Templates
 
-Templates may contain `{{USERNAME}}`, the JupyterHub user name, `{{USERID}}`, the unix uid of
-the user that the server runs as, and `{{SERVERNAME}}`, the name of a named server (empty for
-the default server). Other text in braces is kept as written. `{{USERID}}` is empty in
-`username_template` and with `dynamic_users`, because the uid is not known then. Unlike in
-upstream SystemdSpawner, where it is JupyterHub's internal user id, `{{USERID}}` is the unix
-uid. The values are escaped in `unit_name_template` and inserted unchanged everywhere else.
+Templates may contain three variables. `{{USERNAME}}` is the JupyterHub user name, `{{USERID}}`
+is the user's id in JupyterHub's database (`spawner.user.id`), and `{{SERVERNAME}}` is the name
+of a named server, empty for the default server. As in upstream SystemdSpawner, `{{USERID}}` is
+not the unix uid. The daemon expands the templates in `username_template`,
+`unit_name_template`, `user_workingdir`, `extra_paths`, `readonly_paths`, `readwrite_paths`,
+`cmd`, `args` and every value of `unit_extra_properties`. The values are escaped in
+`unit_name_template` and inserted unchanged everywhere else.
+
+As in Python's `str.format`, which upstream uses, `{{{{` and `}}}}` stand for a literal `{{` and
+`}}`, so `{{{{USERNAME}}}}` gives the text `{{USERNAME}}`. Other text in braces, such as `{{HOME}}`,
+is kept as written, where upstream raises an error.
 """
 
 _PROPERTIES_INTRO = """\

@@ -24,13 +24,21 @@ RUNNING_STATES = frozenset({"active", "activating", "reloading"})
 # they contain no line break: the line after one would start unindented, and dedenting the
 # help text for docs/options.md and `jupyterhub --help-all` would then remove nothing.
 _TEMPLATE_HELP = (
-    "The daemon expands {USERNAME} (the JupyterHub user name), {USERID} (the unix uid, empty"
-    " with `dynamic_users`) and {SERVERNAME} (the named server, empty for the default server)."
+    "The daemon expands {USERNAME} (the JupyterHub user name), {USERID} (JupyterHub's id of"
+    " the user, as in upstream SystemdSpawner, not the unix uid) and {SERVERNAME} (the named"
+    " server, empty for the default server)."
 )
 
 _PATH_TEMPLATE_HELP = (
     _TEMPLATE_HELP + " The result must be a clean absolute path. Because names are inserted"
-    " unescaped, a start fails when the user or server name contains `/` or is `.` or `..`."
+    " unescaped, a start fails when the template contains {USERNAME} or {SERVERNAME} and that"
+    " name contains `/` or is `.` or `..`."
+)
+
+_ALLOWED_PREFIXES_HELP = (
+    "The daemon rejects a path that, after symlinks are resolved, does not lie under one of"
+    " the directories in `paths.allowed_prefixes` of its configuration (by default `/home`,"
+    " `/srv`, `/data`, `/mnt`, `/media`, `/opt`, `/scratch`, `/tmp`, `/var/lib` and `/var/tmp`)."
 )
 
 
@@ -93,22 +101,19 @@ class SystemdSpawner(Spawner):
 
         `None` (the default) or an empty string starts the server in the home
         directory of its unix user. The directory must exist, or the unit fails to
-        start. Ignored with `dynamic_users`, where the server starts in its state
-        directory. {_PATH_TEMPLATE_HELP}
+        start. {_ALLOWED_PREFIXES_HELP} Ignored with `dynamic_users`, where the server
+        starts in its state directory. {_PATH_TEMPLATE_HELP}
         """,
     ).tag(config=True, example='"/srv/work/{USERNAME}"')
 
     username_template = Unicode(
         "{USERNAME}",
-        help="""
+        help=f"""
         Template of the name of the existing unix user that each server runs as.
 
-        The daemon replaces {USERNAME} with the JupyterHub user name and
-        {SERVERNAME} with the name of the named server (empty for the default
-        server). {USERID} becomes an empty string, because the uid comes from the
-        user that this template names. The daemon rejects root and every uid below
-        its `accounts.min_uid` (by default `UID_MIN` from `/etc/login.defs`).
-        Ignored with `dynamic_users`.
+        {_TEMPLATE_HELP} The daemon rejects root and every uid below its
+        `accounts.min_uid` (by default `UID_MIN` from `/etc/login.defs`). Ignored
+        with `dynamic_users`.
         """,
     ).tag(config=True, example='"jupyter-{USERNAME}"')
 
@@ -188,6 +193,8 @@ class SystemdSpawner(Spawner):
         The daemon accepts only the properties on its allow-list (`properties.allow`
         in its configuration). By default these are limits, accounting and
         sandboxing properties, listed at the end of sdspawner's `docs/options.md`.
+        They include `OOMPolicy`, so `{"OOMPolicy": "stop"}` stops the whole server
+        when the kernel kills one of its processes for lack of memory.
         Properties that would grant privileges or break sdspawner's bookkeeping,
         such as `ExecStartPre`, `User`, `Environment`, `BindPaths` or `KillMode`,
         are always rejected, and so are `NoNewPrivileges=no` and negative `Nice`
@@ -268,8 +275,8 @@ class SystemdSpawner(Spawner):
 
         This does not grant write permission that the unix user lacks. Every path
         must exist when the server starts, or the start fails with an error that
-        names it, unless it is written with a leading `-`. `None` (the default)
-        adds no such paths. {_PATH_TEMPLATE_HELP}
+        names it, unless it is written with a leading `-`. {_ALLOWED_PREFIXES_HELP}
+        `None` (the default) adds no such paths. {_PATH_TEMPLATE_HELP}
         """,
     ).tag(config=True, example='["/home/{USERNAME}"]')
 
@@ -284,9 +291,9 @@ class SystemdSpawner(Spawner):
         the user name, escaped as in `unit_name_template`, that persists between
         starts and is shared by the user's servers. The server starts in
         `/var/lib/<that name>`, which is also its `HOME`. `username_template` and
-        `user_workingdir` are ignored, and {USERID} expands to an empty string.
-        The daemon rejects the start unless its configuration allows dynamic users
-        (`accounts.dynamic_users`, on by default).
+        `user_workingdir` are ignored. The daemon rejects the start unless its
+        configuration allows dynamic users (`accounts.dynamic_users`, on by
+        default).
         """,
     ).tag(config=True, example="True")
 
@@ -297,10 +304,12 @@ class SystemdSpawner(Spawner):
         systemd slice to put every server's unit in, such as `jupyterhub.slice`, so
         that limits set on the slice apply to all servers together.
 
-        The name must end in `.slice`. When the slice has no unit file, systemd
-        creates it without limits: the start still succeeds, and the daemon
-        returns a warning that the spawner logs. `None` (the default) or an empty
-        string leaves the units in systemd's default slice, `system.slice`.
+        The daemon appends `.slice` to a name without that suffix, as
+        `systemd-run --slice` does, so `jupyterhub` also selects
+        `jupyterhub.slice`. When the slice has no unit file, systemd creates it
+        without limits: the start still succeeds, and the daemon returns a
+        warning that the spawner logs. `None` (the default) or an empty string
+        leaves the units in systemd's default slice, `system.slice`.
         """,
     ).tag(config=True, example='"jupyterhub.slice"')
 
@@ -330,6 +339,8 @@ class SystemdSpawner(Spawner):
 
         return {
             "user": self.user.name,
+            # JupyterHub's id of the user, which the daemon expands for {USERID}.
+            "user_id": self.user.id,
             "server": self.name,
             "cmd": cmd,
             "env": env,

@@ -20,6 +20,7 @@ from sdspawner import DaemonError, ServerNotRunningError
 # Every field of the start request in docs/api.md.
 START_FIELDS = {
     "user",
+    "user_id",
     "server",
     "cmd",
     "env",
@@ -114,6 +115,19 @@ async def test_start_sends_upstream_defaults(
     assert body["dynamic_users"] is False
     assert body["slice"] is None
     assert body["unit_extra_properties"] == {}
+
+
+async def test_start_sends_hub_user_id(fake_daemon: FakeDaemon) -> None:
+    spawner = make_spawner(fake_daemon.socket_path)
+    spawner.user.id = 4242
+
+    await spawner.start()
+
+    body = only_request(fake_daemon).body
+    assert body is not None
+    # JupyterHub's id of the user, for {USERID}, not the unix uid that the daemon finds.
+    assert body["user_id"] == 4242
+    assert type(body["user_id"]) is int
 
 
 async def test_default_shell_without_shell_env(

@@ -334,10 +334,11 @@ def test_dynamic_users_long_and_odd_names(hub: Hub, bed: Bed) -> None:
     try:
         for name in names:
             hub.start_server(name)
-            probe = hub.probe(hub.unit_of(name))
-            assert int(probe["uid"]) >= 61184
-            assert probe["user"].startswith("jh-")
-            assert len(probe["user"]) <= 31
+            unit = hub.unit_of(name)
+            assert int(hub.probe(unit)["uid"]) >= 61184
+            user = bed.unit_properties(unit, "User")["User"]
+            assert user.startswith("jh-")
+            assert len(user) <= 31
     finally:
         for name in names:
             hub.stop_server(name)
