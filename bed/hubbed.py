@@ -199,18 +199,7 @@ class Hub:
             "/etc/systemd/system/sdspawner.service", DAEMON_UNIT.format(binary=DAEMON_BINARY)
         )
         bed.write_file("/etc/systemd/system/jupyterhub.service", HUB_UNIT.format(venv=self.venv))
-        bed.write_file(
-            "/etc/jupyterhub/jupyterhub_config.py",
-            HUB_CONFIG.format(
-                public_port=self.public_port,
-                hub_port=self.hub_port,
-                proxy_api_port=self.proxy_api_port,
-                users=set(self.users),
-                service_token=self.service_token,
-                spawner_config=self.spawner_config,
-            ),
-            mode="0644",
-        )
+        self._write_hub_config()
         bed.run("systemctl daemon-reload")
         bed.run("systemctl start sdspawner.service")
         self.wait_for(
@@ -228,6 +217,11 @@ class Hub:
         """
         self.spawner_config = spawner_config + "\n" + hub_config
         self.bed.run("systemctl stop jupyterhub.service")
+        self._write_hub_config()
+        self.bed.run("systemctl start jupyterhub.service")
+        self.wait_for("hub API", self._hub_answers, 90)
+
+    def _write_hub_config(self) -> None:
         self.bed.write_file(
             "/etc/jupyterhub/jupyterhub_config.py",
             HUB_CONFIG.format(
@@ -239,8 +233,6 @@ class Hub:
                 spawner_config=self.spawner_config,
             ),
         )
-        self.bed.run("systemctl start jupyterhub.service")
-        self.wait_for("hub API", self._hub_answers, 90)
 
     def _hub_answers(self) -> bool:
         try:
