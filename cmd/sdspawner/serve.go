@@ -77,6 +77,8 @@ func runServe(args []string) error {
 		return fmt.Errorf("recover servers from systemd: %w", err)
 	}
 
+	go watchSystemd(ctx, conn, service)
+
 	listener, err := api.Listen(&cfg)
 	if err != nil {
 		return err
@@ -124,5 +126,50 @@ func errorKind(err error) (string, int) {
 		return "unavailable", http.StatusServiceUnavailable
 	default:
 		return "internal", http.StatusInternalServerError
+	}
+}
+
+// Bounds of the wait between attempts to reconnect to systemd.
+const (
+	reconnectMinDelay = time.Second
+	reconnectMaxDelay = 30 * time.Second
+)
+
+// watchSystemd feeds systemd's events to service until ctx ends. When the bus
+// connection drops, it reconnects with growing delays and reads every state again.
+func watchSystemd(ctx context.Context, conn *systemd.Conn, service *spawn.Service) {
+	events := make(chan systemd.Event, 1024)
+	go func() {
+		for {
+			select {
+			case event := <-events:
+				service.HandleEvent(ctx, event)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	for {
+		err := conn.Watch(ctx, events)
+		if ctx.Err() != nil {
+			return
+		}
+		slog.Error("watching systemd's events stopped; reconnecting", "err", err)
+		delay := reconnectMinDelay
+		for {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+			err := conn.Reconnect(ctx)
+			if err == nil {
+				break
+			}
+			delay = min(2*delay, reconnectMaxDelay)
+			slog.Error("reconnecting to systemd failed; retrying", "err", err, "retry_in", delay)
+		}
+		slog.Info("reconnected to systemd")
 	}
 }

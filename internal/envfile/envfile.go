@@ -90,7 +90,7 @@ type Store struct {
 }
 
 // Open creates dir with mode 0700 if it is missing and checks that it is a real
-// directory owned by root that nobody else can enter, so that the secrets in it stay
+// directory owned by root that no other user can enter, so that the secrets in it stay
 // readable by root only.
 func Open(dir string) (*Store, error) {
 	if !filepath.IsAbs(dir) {

@@ -10,13 +10,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/sdspawner/sdspawner/internal/account"
 )
 
-// DefaultPath is where the daemon reads its configuration when no -config is given.
+// DefaultPath is the configuration file the daemon reads when no -config is given.
 const DefaultPath = "/etc/sdspawner/config.toml"
 
 // Config is the daemon's configuration file.
@@ -35,6 +36,8 @@ type Config struct {
 	Paths PathsConfig `toml:"paths"`
 	// Environment limits the environment variables the hub may set.
 	Environment EnvironmentConfig `toml:"environment"`
+	// Servers sets how servers are run.
+	Servers ServersConfig `toml:"servers"`
 	// SiteProperties are unit properties the admin sets on every server's unit, such as
 	// a site-wide BindReadOnlyPaths. Values are strings or lists of strings, written as
 	// in unit files. They are applied last, so they win over the hub's
@@ -43,6 +46,13 @@ type Config struct {
 	SiteProperties map[string]any `toml:"site_properties"`
 	// EnvDir is the root-only directory for the servers' environment files.
 	EnvDir string `toml:"env_dir"`
+}
+
+// ServersConfig is the [servers] table.
+type ServersConfig struct {
+	// StopTimeout is how long a stop waits after SIGTERM before systemd sends SIGKILL,
+	// as a duration such as "30s". The hub's stop(now=True) skips it.
+	StopTimeout Duration `toml:"stop_timeout"`
 }
 
 // LimitsConfig is the [limits] table. Zero means no cap. A request above a cap is
@@ -104,7 +114,7 @@ type CallersConfig struct {
 // AccountsConfig is the [accounts] table.
 type AccountsConfig struct {
 	// MinUID is the smallest uid a server may run as. Zero means UID_MIN from
-	// /etc/login.defs, or 1000. Root is never allowed, whatever this says.
+	// /etc/login.defs, or 1000. Root is never allowed, whatever the value.
 	MinUID uint32 `toml:"min_uid"`
 	// DynamicUsers allows servers with dynamic_users, which run as a uid that systemd
 	// allocates (DynamicUser=yes). Default true.
@@ -126,6 +136,7 @@ func Default() Config {
 			Groups: []string{"jupyterhub"},
 		},
 		Accounts: AccountsConfig{DynamicUsers: true},
+		Servers:  ServersConfig{StopTimeout: Duration(30 * time.Second)},
 		Paths: PathsConfig{AllowedPrefixes: []string{
 			"/home", "/srv", "/data", "/mnt", "/media", "/opt", "/scratch", "/tmp", "/var/lib", "/var/tmp",
 		}},
@@ -172,6 +183,9 @@ func (c *Config) finish() error {
 	}
 	if !filepath.IsAbs(c.EnvDir) || filepath.Clean(c.EnvDir) != c.EnvDir {
 		return fmt.Errorf("env_dir %q is invalid: it must be a clean absolute path", c.EnvDir)
+	}
+	if c.Servers.StopTimeout <= 0 {
+		return fmt.Errorf("servers.stop_timeout %s is invalid: give a positive duration such as \"30s\"", time.Duration(c.Servers.StopTimeout))
 	}
 	if c.Limits.MaxCPULimit < 0 || c.Limits.MaxServersPerUser < 0 || c.Limits.MaxServers < 0 {
 		return fmt.Errorf("limits: caps must not be negative; use 0 for no cap")

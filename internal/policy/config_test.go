@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -67,7 +68,7 @@ func TestLoadOverrides(t *testing.T) {
 }
 
 func TestLoadLimitsAndPaths(t *testing.T) {
-	text := "[limits]\nmax_mem_limit = \"1.5G\"\nmax_cpu_limit = 2.0\nmax_servers_per_user = 3\n" +
+	text := "[servers]\nstop_timeout = \"5s\"\n[limits]\nmax_mem_limit = \"1.5G\"\nmax_cpu_limit = 2.0\nmax_servers_per_user = 3\n" +
 		"[paths]\nallowed_prefixes = [\"/home\", \"/data\"]\n[environment]\ndeny = [\"HTTP_*\"]\n"
 	cfg, err := Load(writeConfig(t, text), true)
 	if err != nil {
@@ -75,6 +76,9 @@ func TestLoadLimitsAndPaths(t *testing.T) {
 	}
 	if cfg.Limits.MaxMemLimit != 1610612736 || cfg.Limits.MaxCPULimit != 2 || cfg.Limits.MaxServersPerUser != 3 {
 		t.Errorf("limits = %+v", cfg.Limits)
+	}
+	if time.Duration(cfg.Servers.StopTimeout) != 5*time.Second {
+		t.Errorf("stop_timeout = %v", time.Duration(cfg.Servers.StopTimeout))
 	}
 	if err := cfg.CheckEnvName("HTTP_PROXY"); err == nil {
 		t.Error("HTTP_PROXY passed a deny prefix HTTP_*")
@@ -91,7 +95,7 @@ func TestLoadLimitsAndPaths(t *testing.T) {
 	if err := cfg.CheckPathPrefix("user_workingdir", "/data/x", "/data/x"); err != nil {
 		t.Error(err)
 	}
-	for _, bad := range []string{"[limits]\nmax_mem_limit = \"lots\"\n", "[paths]\nallowed_prefixes = [\"data\"]\n", "[limits]\nmax_servers = -1\n"} {
+	for _, bad := range []string{"[limits]\nmax_mem_limit = \"lots\"\n", "[paths]\nallowed_prefixes = [\"data\"]\n", "[limits]\nmax_servers = -1\n", "[servers]\nstop_timeout = \"soon\"\n", "[servers]\nstop_timeout = \"0s\"\n"} {
 		if _, err := Load(writeConfig(t, bad), true); err == nil {
 			t.Errorf("%q loaded without error", bad)
 		}

@@ -6,7 +6,7 @@ import (
 )
 
 // neverAllowed lists the unit properties that the hub may never set through
-// unit_extra_properties, whatever the configuration says. Each one would let the hub
+// unit_extra_properties, whatever the configuration contains. Each one would let the hub
 // run code as another user, gain privileges, read or write files it should not, or
 // break sdspawner's own bookkeeping. Names are D-Bus property names; an entry ending
 // in '*' matches every name with that prefix.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Size is a number of bytes that the configuration file writes as a string such as
@@ -25,5 +26,19 @@ func (s *Size) UnmarshalText(text []byte) error {
 		return fmt.Errorf("size %q is invalid: write a number of bytes or a size such as 8G", text)
 	}
 	*s = Size(number * float64(scale))
+	return nil
+}
+
+// Duration is a length of time that the configuration file writes as a Go duration
+// string such as "30s" or "2m".
+type Duration time.Duration
+
+// UnmarshalText parses a duration.
+func (d *Duration) UnmarshalText(text []byte) error {
+	value, err := time.ParseDuration(strings.TrimSpace(string(text)))
+	if err != nil {
+		return fmt.Errorf("duration %q is invalid: write a duration such as 30s or 2m", text)
+	}
+	*d = Duration(value)
 	return nil
 }

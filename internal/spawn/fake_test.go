@@ -30,6 +30,8 @@ type fakeSystemd struct {
 	// startDelay makes StartTransient wait, to test concurrent starts.
 	startDelay time.Duration
 	calls      []string
+	// stateCalls counts State calls, to check that status requests use the cache.
+	stateCalls int
 }
 
 func newFakeSystemd() *fakeSystemd {
@@ -100,6 +102,7 @@ func (f *fakeSystemd) ResetFailed(ctx context.Context, name string) error {
 func (f *fakeSystemd) State(ctx context.Context, name string) (systemd.UnitState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.stateCalls++
 	if u, ok := f.units[name]; ok {
 		return *u, nil
 	}
@@ -126,7 +129,7 @@ func (f *fakeSystemd) prop(unit, name string) (any, bool) {
 	return nil, false
 }
 
-// fakeFS answers stat for a fixed set of paths.
+// fakeFS returns file information for a fixed set of paths.
 type fakeFS map[string]fakeFile
 
 type fakeFile struct {

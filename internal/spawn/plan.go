@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sdspawner/sdspawner/internal/account"
@@ -287,9 +288,10 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 		// notebook) for memory: only that process dies, not the whole unit.
 		systemd.PropOOMPolicy("continue"),
 		// A weight on every unit turns the cpu controller on, so users share CPU fairly
-		// even without cpu_limit; without it one busy user can starve the others.
+		// even without cpu_limit. Without it one busy user can starve the others.
 		systemd.PropCPUWeight(100),
 		systemd.PropMemoryAccounting(true),
+		systemd.PropTimeoutStopUSec(uint64(time.Duration(s.cfg.Servers.StopTimeout) / time.Microsecond)),
 		systemd.PropPrivateTmp(req.IsolateTmp),
 		systemd.PropPrivateDevices(req.IsolateDevices),
 		systemd.PropNoNewPrivileges(req.DisableUserSudo == nil || *req.DisableUserSudo),
@@ -454,7 +456,7 @@ func (s *Service) checkNotWritable(executable string, acct account.Account) erro
 }
 
 // sliceName returns the slice option as a unit name, with ".slice" appended when it
-// has no suffix, as systemd-run --slice does; "" when the option is not set.
+// has no suffix, as systemd-run --slice does. It returns "" when the option is not set.
 func sliceName(option *string) string {
 	if option == nil || *option == "" {
 		return ""

@@ -43,6 +43,9 @@ type key struct {
 type entry struct {
 	unit string
 	acct account.Account
+	// state is the unit's last known state, kept current from systemd's events so
+	// that a status request needs no D-Bus call; nil until first read.
+	state *systemd.UnitState
 }
 
 // Service starts, stops and reports users' servers.
@@ -59,6 +62,8 @@ type Service struct {
 	mu sync.Mutex
 	// servers maps each known server to its unit.
 	servers map[key]entry
+	// units maps each unit in servers back to its server.
+	units map[string]key
 	// busy holds the servers with a start or stop in progress.
 	busy map[key]bool
 	// types caches systemd's D-Bus type of each service property.
@@ -76,6 +81,7 @@ func New(cfg *policy.Config, sd Systemd, envs *envfile.Store) *Service {
 		stat:       os.Stat,
 		resolve:    filepath.EvalSymlinks,
 		servers:    make(map[key]entry),
+		units:      make(map[string]key),
 		busy:       make(map[key]bool),
 	}
 }
@@ -109,7 +115,7 @@ func (s *Service) Recover(ctx context.Context) error {
 			slog.Warn("unix user of a running unit not found", "unit", unit, "unix_user", state.User, "err", err)
 			acct = account.Account{Name: state.User}
 		}
-		s.servers[key{user: user, server: server}] = entry{unit: unit, acct: acct}
+		s.remember(key{user: user, server: server}, entry{unit: unit, acct: acct, state: &state})
 		slog.Info("recovered server", "user", user, "server", server, "unit", unit, "active_state", state.ActiveState)
 	}
 	return nil
@@ -144,12 +150,51 @@ func (s *Service) lookup(k key) (entry, bool) {
 func (s *Service) unitOwner(unit string) (key, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, e := range s.servers {
-		if e.unit == unit {
-			return k, true
-		}
+	k, ok := s.units[unit]
+	return k, ok
+}
+
+// remember puts a server into the index.
+func (s *Service) remember(k key, e entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.servers[k]; ok {
+		delete(s.units, old.unit)
 	}
-	return key{}, false
+	s.servers[k] = e
+	s.units[e.unit] = k
+}
+
+// forget removes a server from the index.
+func (s *Service) forget(k key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.servers[k]; ok {
+		delete(s.units, old.unit)
+	}
+	delete(s.servers, k)
+}
+
+// cacheState stores the state of k's unit, unless k now runs another unit. Once a
+// unit has ended, a later "not loaded" does not replace its final state, so the exit
+// status survives systemd unloading the unit.
+func (s *Service) cacheState(k key, state systemd.UnitState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.servers[k]
+	if !ok || e.unit != state.Name {
+		return
+	}
+	if !state.Loaded() && e.state != nil && ended(*e.state) {
+		return
+	}
+	e.state = &state
+	s.servers[k] = e
+}
+
+// ended reports whether state is that of a unit whose processes are gone.
+func ended(state systemd.UnitState) bool {
+	return !state.Loaded() || state.ActiveState == "inactive" || state.ActiveState == "failed"
 }
 
 // serverCounts returns how many servers user runs and how many run in total, leaving

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"github.com/sdspawner/sdspawner/internal/account"
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/systemd"
@@ -288,15 +290,52 @@ func TestStatusReportsExitStatus(t *testing.T) {
 	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
 		t.Fatal(err)
 	}
-	u := sd.units["jupyter-alice-singleuser.service"]
+	unit := "jupyter-alice-singleuser.service"
+	u := sd.units[unit]
 	u.ActiveState, u.ExecMainCode, u.ExecMainStatus = "failed", 2, 9
+
+	// Until systemd sends an event, the cached state is reported without a D-Bus call.
+	before := sd.stateCalls
 	st, err := s.Status(context.Background(), "alice", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ActiveState != "active" || sd.stateCalls != before {
+		t.Errorf("status = %s with %d State calls, want the cached active state and none", st.ActiveState, sd.stateCalls-before)
+	}
+
+	s.HandleEvent(context.Background(), systemd.Event{Unit: unit, Changed: map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("failed")}})
+	st, err = s.Status(context.Background(), "alice", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.ExitStatus == nil || *st.ExitStatus != 137 {
 		t.Errorf("exit status = %v, want 137 for SIGKILL", st.ExitStatus)
 	}
+	if _, err := os.Stat(s.envs.Path(unit)); !os.IsNotExist(err) {
+		t.Errorf("the environment file of the ended server is still there: %v", err)
+	}
+}
+
+func TestEventDuringStartKeepsEnvFile(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+	s.busy[key{user: "alice"}] = true
+	sd.units[unit].ActiveState = "inactive"
+	s.HandleEvent(context.Background(), systemd.Event{Unit: unit, Removed: true})
+	if _, err := os.Stat(s.envs.Path(unit)); err != nil {
+		t.Errorf("an event during a start removed the environment file: %v", err)
+	}
+	delete(s.busy, key{user: "alice"})
+
+	s.HandleEvent(context.Background(), systemd.Event{Resync: true})
+	if _, err := os.Stat(s.envs.Path(unit)); !os.IsNotExist(err) {
+		t.Errorf("a resync did not clean up the ended server: %v", err)
+	}
+	s.HandleEvent(context.Background(), systemd.Event{Unit: "unrelated.service", Removed: true})
 }
 
 func TestStartExtraProperties(t *testing.T) {

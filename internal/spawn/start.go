@@ -41,9 +41,7 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 	}
 	props := append(p.props, systemd.PropEnvironmentFile(envPath))
 
-	s.mu.Lock()
-	s.servers[k] = entry{unit: p.unit, acct: p.acct}
-	s.mu.Unlock()
+	s.remember(k, entry{unit: p.unit, acct: p.acct})
 
 	if err := s.sd.StartTransient(ctx, p.unit, props); err != nil {
 		startErr := s.startFailure(ctx, p.unit, err)
@@ -55,6 +53,11 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 	for _, warning := range p.warnings {
 		slog.Warn("server started with a warning", "user", req.User, "server", req.Server, "unit", p.unit, "warning", warning)
 	}
+	state, err := s.sd.State(ctx, p.unit)
+	if err != nil {
+		return api.Status{}, newError(KindUnavailable, "read state of unit %s: %w", p.unit, err)
+	}
+	s.cacheState(k, state)
 	st, err := s.status(ctx, k)
 	st.Warnings = p.warnings
 	return st, err
@@ -121,10 +124,4 @@ func (s *Service) cleanup(ctx context.Context, unit string) {
 	if err := s.envs.Remove(unit); err != nil {
 		slog.Warn("remove environment file during cleanup failed", "unit", unit, "err", err)
 	}
-}
-
-func (s *Service) forget(k key) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.servers, k)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/systemd"
 )
 
 // Status returns the state of one server. A server the daemon does not know is a
@@ -21,9 +22,16 @@ func (s *Service) status(ctx context.Context, k key) (api.Status, error) {
 	if !ok {
 		return api.Status{User: k.user, Server: k.server, ActiveState: "inactive"}, nil
 	}
-	state, err := s.sd.State(ctx, e.unit)
-	if err != nil {
-		return api.Status{}, newError(KindUnavailable, "read state of unit %s: %w", e.unit, err)
+	var state systemd.UnitState
+	if e.state != nil {
+		state = *e.state
+	} else {
+		var err error
+		state, err = s.sd.State(ctx, e.unit)
+		if err != nil {
+			return api.Status{}, newError(KindUnavailable, "read state of unit %s: %w", e.unit, err)
+		}
+		s.cacheState(k, state)
 	}
 	st := api.Status{
 		User:        k.user,

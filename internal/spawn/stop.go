@@ -30,9 +30,9 @@ func (s *Service) Stop(ctx context.Context, user, server string, now bool) (api.
 		return api.Status{}, err
 	}
 	// Read the final state before the reset unloads a failed unit with its exit status.
-	final, err := s.status(ctx, k)
-	if err != nil {
-		final = api.Status{User: user, Server: server, Unit: e.unit, ActiveState: "inactive"}
+	final := api.Status{User: user, Server: server, Unit: e.unit, ActiveState: "inactive"}
+	if _, err := s.refresh(ctx, k, e.unit); err == nil {
+		final, _ = s.status(ctx, k)
 	}
 	if err := s.sd.ResetFailed(ctx, e.unit); err != nil {
 		slog.Warn("reset unit after stop failed", "unit", e.unit, "err", err)

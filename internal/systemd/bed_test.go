@@ -117,7 +117,7 @@ func TestBedPropertiesReadBack(t *testing.T) {
 }
 
 // TestBedEnvironmentRoundTrip writes hostile values through an environment file and
-// checks that the process sees exactly them, and that "$HOME" in argv stays literal.
+// checks that the process gets exactly those values, and that "$HOME" in argv stays literal.
 func TestBedEnvironmentRoundTrip(t *testing.T) {
 	conn, ctx := connect(t)
 	dir := t.TempDir()

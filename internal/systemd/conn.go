@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 )
 
-// Conn is a connection to systemd's manager on the system bus.
+// Conn is a connection to systemd's manager on the system bus. Reconnect replaces the
+// underlying bus connections, so one Conn serves for the daemon's whole life.
 type Conn struct {
+	mu sync.RWMutex
 	// bus runs jobs and waits for their JobRemoved signals.
 	bus *sddbus.Conn
 	// raw is the first of bus's two bus connections, for calls go-systemd does not wrap.
@@ -23,18 +26,47 @@ type Conn struct {
 // Connect opens a connection to systemd on the system bus.
 func Connect(ctx context.Context) (*Conn, error) {
 	c := &Conn{}
+	if err := c.Reconnect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reconnect opens new bus connections and closes the old ones, if any.
+func (c *Conn) Reconnect(ctx context.Context) error {
+	var raw *dbus.Conn
 	bus, err := sddbus.NewConnection(func() (*dbus.Conn, error) {
 		conn, err := dialSystemBus(ctx)
-		if err == nil && c.raw == nil {
-			c.raw = conn
+		if err == nil && raw == nil {
+			raw = conn
 		}
 		return conn, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to systemd on the system bus: %w", err)
+		return fmt.Errorf("connect to systemd on the system bus: %w", err)
 	}
-	c.bus = bus
-	return c, nil
+	c.mu.Lock()
+	old := c.bus
+	c.bus, c.raw = bus, raw
+	c.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// jobs returns the connection that runs jobs.
+func (c *Conn) jobs() *sddbus.Conn {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.bus
+}
+
+// rawConn returns the plain bus connection.
+func (c *Conn) rawConn() *dbus.Conn {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.raw
 }
 
 // dialSystemBus opens a private, authenticated connection to the system bus.
@@ -57,11 +89,11 @@ func dialSystemBus(ctx context.Context) (*dbus.Conn, error) {
 
 // manager returns the D-Bus object of systemd's manager.
 func (c *Conn) manager() dbus.BusObject {
-	return c.raw.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+	return c.rawConn().Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
 }
 
 // Close closes the connection.
-func (c *Conn) Close() { c.bus.Close() }
+func (c *Conn) Close() { c.jobs().Close() }
 
 // Version returns systemd's version string, such as "252.22-1~deb12u1".
 func (c *Conn) Version(ctx context.Context) (string, error) {
@@ -83,7 +115,7 @@ var ErrJobFailed = errors.New("systemd job did not succeed")
 // has been executed.
 func (c *Conn) StartTransient(ctx context.Context, name string, props []Property) error {
 	done := make(chan string, 1)
-	if _, err := c.bus.StartTransientUnitContext(ctx, name, "fail", props, done); err != nil {
+	if _, err := c.jobs().StartTransientUnitContext(ctx, name, "fail", props, done); err != nil {
 		return fmt.Errorf("start transient unit %s: %w", name, err)
 	}
 	return waitJob(ctx, "start", name, done)
@@ -93,7 +125,7 @@ func (c *Conn) StartTransient(ctx context.Context, name string, props []Property
 // that is not loaded is not an error.
 func (c *Conn) Stop(ctx context.Context, name string) error {
 	done := make(chan string, 1)
-	if _, err := c.bus.StopUnitContext(ctx, name, "replace", done); err != nil {
+	if _, err := c.jobs().StopUnitContext(ctx, name, "replace", done); err != nil {
 		if IsNoSuchUnit(err) {
 			return nil
 		}
@@ -104,7 +136,7 @@ func (c *Conn) Stop(ctx context.Context, name string) error {
 
 // Kill sends SIGKILL to every process of the unit name.
 func (c *Conn) Kill(ctx context.Context, name string) error {
-	if err := c.bus.KillUnitWithTarget(ctx, name, sddbus.All, int32(syscall.SIGKILL)); err != nil && !IsNoSuchUnit(err) {
+	if err := c.jobs().KillUnitWithTarget(ctx, name, sddbus.All, int32(syscall.SIGKILL)); err != nil && !IsNoSuchUnit(err) {
 		return fmt.Errorf("kill unit %s: %w", name, err)
 	}
 	return nil
@@ -113,7 +145,7 @@ func (c *Conn) Kill(ctx context.Context, name string) error {
 // ResetFailed clears the failed state of the unit name so that systemd unloads it and
 // the name can be used again. A unit that is not failed or not loaded is left as it is.
 func (c *Conn) ResetFailed(ctx context.Context, name string) error {
-	err := c.bus.ResetFailedUnitContext(ctx, name)
+	err := c.jobs().ResetFailedUnitContext(ctx, name)
 	if err != nil && !IsNoSuchUnit(err) {
 		return fmt.Errorf("reset failed unit %s: %w", name, err)
 	}

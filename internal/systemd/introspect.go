@@ -20,7 +20,7 @@ const probeUnitPath = "/org/freedesktop/systemd1/unit/sdspawner_2dintrospection_
 // that did not exist when sdspawner was written.
 func (c *Conn) PropertyTypes(ctx context.Context) (map[string]string, error) {
 	var data string
-	err := c.raw.Object("org.freedesktop.systemd1", probeUnitPath).
+	err := c.rawConn().Object("org.freedesktop.systemd1", probeUnitPath).
 		CallWithContext(ctx, "org.freedesktop.DBus.Introspectable.Introspect", 0).Store(&data)
 	if err != nil {
 		return nil, fmt.Errorf("introspect systemd's service properties: %w", err)

@@ -8,7 +8,7 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
-// UnitState is what systemd reports about one service unit.
+// UnitState is the state that systemd reports for one service unit.
 type UnitState struct {
 	// Name is the unit name.
 	Name string
@@ -57,7 +57,7 @@ func (s UnitState) Field(name string) (string, bool) {
 func (c *Conn) State(ctx context.Context, name string) (UnitState, error) {
 	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + busEscape(name))
 	var props map[string]dbus.Variant
-	err := c.raw.Object("org.freedesktop.systemd1", path).
+	err := c.rawConn().Object("org.freedesktop.systemd1", path).
 		CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, "").Store(&props)
 	if err != nil {
 		return UnitState{}, fmt.Errorf("read state of unit %s: %w", name, err)
@@ -115,7 +115,7 @@ func busEscape(name string) string {
 func (c *Conn) ServiceProperty(ctx context.Context, name, property string) (any, error) {
 	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + busEscape(name))
 	var value dbus.Variant
-	err := c.raw.Object("org.freedesktop.systemd1", path).
+	err := c.rawConn().Object("org.freedesktop.systemd1", path).
 		CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Service", property).Store(&value)
 	if err != nil {
 		return nil, fmt.Errorf("read property %s of unit %s: %w", property, name, err)

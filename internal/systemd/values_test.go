@@ -103,3 +103,15 @@ func TestParsePropertyTypes(t *testing.T) {
 		t.Errorf("types = %v", types)
 	}
 }
+
+func TestBusEscapeRoundTrip(t *testing.T) {
+	for _, name := range []string{"jupyter-alice-singleuser.service", `jupyter-ann\x40example.org-singleuser:gpu.service`, "0start.service", "a_b.service"} {
+		escaped := busEscape(name)
+		if got := busUnescape(escaped); got != name {
+			t.Errorf("busUnescape(busEscape(%q)) = %q (escaped %q)", name, got, escaped)
+		}
+	}
+	if got := busEscape("jupyter-a.service"); got != "jupyter_2da_2eservice" {
+		t.Errorf("busEscape = %q, want systemd's jupyter_2da_2eservice", got)
+	}
+}
