@@ -269,3 +269,28 @@ def test_stop_grace_period_and_now(bed: Bed, lifecycle_hub: Hub) -> None:
             "the socket is back",
             lambda: bed.run(["test", "-S", SOCKET], check=False).returncode == 0,
         )
+
+
+def test_bus_restart_reconnects(bed: Bed, lifecycle_hub: Hub) -> None:
+    code, body = start_direct(bed, "alice", ["/bin/sleep", "600"])
+    assert code == 200, body
+    unit = body["unit"]
+    # Restarting the bus daemon drops every bus connection, the daemon's included.
+    bed.run(["systemctl", "restart", "dbus.service"])
+
+    def reconnected() -> bool:
+        log = bed.run(["journalctl", "--no-pager", "-o", "cat", "-u", "sdspawner.service"]).stdout
+        return "reconnected to systemd" in log
+
+    wait_until("the daemon reconnects", reconnected, timeout=60)
+    assert daemon_status(bed, "alice")["active_state"] == "active"
+    bed.run(["systemctl", "kill", "--kill-whom=main", "--signal=KILL", unit])
+    wait_until(
+        "the daemon sees the kill after reconnecting",
+        lambda: daemon_status(bed, "alice")["active_state"] == "failed",
+    )
+    code, body = start_direct(bed, "alice", ["/bin/sleep", "600"])
+    assert code == 200, body
+    code, body = stop_direct(bed, "alice", now=True)
+    assert code == 200, body
+    assert env_files(bed) == []
