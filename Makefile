@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 GO_SOURCES := $(shell find cmd internal -name '*.go') go.mod go.sum
 
-.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e clean
+.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e bench clean
 
 ## deps: install Debian packages, Python packages, Go modules and staticcheck (root)
 deps:
@@ -35,12 +35,12 @@ demo: build
 test: lint test-go fuzz test-python test-e2e
 
 lint:
-	@test -z "$$(gofmt -l cmd internal)" || { gofmt -l cmd internal; echo "gofmt: files above need formatting"; exit 1; }
+	@test -z "$$(gofmt -l cmd internal tools)" || { gofmt -l cmd internal tools; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags bedtest ./internal/systemd
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags bedtest ./internal/systemd
-	$(PYTHON) -m ruff check python bed tests
+	$(PYTHON) -m ruff check python bed tests bench
 	shellcheck bed/*.sh scripts/*.sh .ci/run
 
 test-go:
@@ -60,6 +60,13 @@ test-python:
 test-e2e: build
 	SDSPAWNER_E2E_VENV=/opt/jupyterhub $(PYTHON) -m pytest -q tests/e2e
 	SDSPAWNER_E2E_VENV=/opt/jupyterhub5 $(PYTHON) -m pytest -q tests/e2e
+
+## bench: compare sdspawner with systemd-run and raw D-Bus in a bed (see docs/benchmarks.md)
+bench: build bin/sdbench
+	$(PYTHON) bench/run.py --json bench/last-run.json
+
+bin/sdbench: $(GO_SOURCES) $(shell find tools -name '*.go')
+	CGO_ENABLED=1 $(GO) build -o $@ ./tools/sdbench
 
 clean:
 	rm -rf bin

@@ -173,7 +173,7 @@ func lookupTestAccount(name string) (account.Account, error) {
 
 // newTestService returns a service on a fake systemd, with an environment file store in
 // a temporary directory and a file system holding the usual server binaries.
-func newTestService(t *testing.T) (*Service, *fakeSystemd, string) {
+func newTestService(t testing.TB) (*Service, *fakeSystemd, string) {
 	t.Helper()
 	cfg := policy.Default()
 	cfg.Accounts.MinUID = 1000
@@ -210,7 +210,7 @@ func newTestService(t *testing.T) (*Service, *fakeSystemd, string) {
 	return s, sd, dir
 }
 
-func listDir(t *testing.T, dir string) []string {
+func listDir(t testing.TB, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -221,4 +221,9 @@ func listDir(t *testing.T, dir string) []string {
 		names[i] = e.Name()
 	}
 	return names
+}
+
+// sdState returns the state of a running unit, as systemd reports it.
+func sdState(unit string) systemd.UnitState {
+	return systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: "active", SubState: "running", MainPID: 42}
 }

@@ -22,8 +22,19 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 	if err := s.claim(k, "start"); err != nil {
 		return api.Status{}, err
 	}
-	defer s.release(k)
+	st, err := s.startClaimed(ctx, k, p)
+	s.release(k)
+	if err == nil {
+		// A server that ended while the start was in progress was left alone by the
+		// event handler, which skips busy servers; clean it up now.
+		if e, ok := s.lookup(k); ok && e.state != nil && ended(*e.state) {
+			s.update(ctx, k, p.unit)
+		}
+	}
+	return st, err
+}
 
+func (s *Service) startClaimed(ctx context.Context, k key, p plan) (api.Status, error) {
 	userServers, allServers := s.serverCounts(k)
 	if err := s.cfg.CheckServerCount(k.user, userServers, allServers); err != nil {
 		return api.Status{}, newError(KindForbidden, "%w", err)
@@ -31,36 +42,55 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 	if owner, ok := s.unitOwner(p.unit); ok && owner != k {
 		return api.Status{}, newError(KindConflict, "unit %s already runs server %q of user %q; change unit_name_template so that every user and server gets its own unit", p.unit, owner.server, owner.user)
 	}
-	if err := s.clearLeftover(ctx, k, p.unit); err != nil {
-		return api.Status{}, err
-	}
 
 	envPath, err := s.envs.Write(p.unit, p.env)
 	if err != nil {
 		return api.Status{}, err
 	}
 	props := append(p.props, systemd.PropEnvironmentFile(envPath))
-
 	s.remember(k, entry{unit: p.unit, acct: p.acct})
 
-	if err := s.sd.StartTransient(ctx, p.unit, props); err != nil {
+	// The common case, a free unit name, costs one D-Bus call. Only when the name is
+	// taken does the daemon look at the unit that has it.
+	err = s.sd.StartTransient(ctx, p.unit, props)
+	if systemd.IsUnitExists(err) {
+		if clearErr := s.clearLeftover(ctx, k, p.unit); clearErr != nil {
+			s.forget(k)
+			s.removeEnvFile(p.unit)
+			return api.Status{}, clearErr
+		}
+		err = s.sd.StartTransient(ctx, p.unit, props)
+	}
+	if err != nil {
 		startErr := s.startFailure(ctx, p.unit, err)
 		s.forget(k)
-		s.cleanup(context.WithoutCancel(ctx), p.unit)
+		if systemd.IsUnitExists(err) {
+			// Another start took the name in between; that unit is not this request's.
+			s.removeEnvFile(p.unit)
+		} else {
+			s.cleanup(context.WithoutCancel(ctx), p.unit)
+		}
 		return api.Status{}, startErr
 	}
-	slog.Info("server started", "user", req.User, "server", req.Server, "unit", p.unit, "unix_user", p.acct.Name)
+	slog.Info("server started", "user", k.user, "server", k.server, "unit", p.unit, "unix_user", p.acct.Name)
 	for _, warning := range p.warnings {
-		slog.Warn("server started with a warning", "user", req.User, "server", req.Server, "unit", p.unit, "warning", warning)
+		slog.Warn("server started with a warning", "user", k.user, "server", k.server, "unit", p.unit, "warning", warning)
 	}
-	state, err := s.sd.State(ctx, p.unit)
-	if err != nil {
-		return api.Status{}, newError(KindUnavailable, "read state of unit %s: %w", p.unit, err)
+	// The state is read back although the finished start job already says the command
+	// runs: events about an earlier unit of the same name may still be on their way,
+	// and only systemd's answer now is sure to be about this one.
+	if _, err := s.refresh(ctx, k, p.unit); err != nil {
+		return api.Status{}, err
 	}
-	s.cacheState(k, state)
 	st, err := s.status(ctx, k)
 	st.Warnings = p.warnings
 	return st, err
+}
+
+func (s *Service) removeEnvFile(unit string) {
+	if err := s.envs.Remove(unit); err != nil {
+		slog.Warn("removing an environment file failed", "unit", unit, "err", err)
+	}
 }
 
 // clearLeftover makes the unit name free before a start. A failed unit of the same name

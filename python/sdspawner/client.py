@@ -8,6 +8,7 @@ the extra connect on a local socket costs little.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypedDict
 
 import httpx
@@ -136,6 +137,10 @@ class DaemonRejectedError(DaemonError, *_SPAWN_EXCEPTION_BASES):
             self.reason = code
 
 
+# One HTTP client per socket path and event loop, shared by every spawner of the hub.
+_HTTP_CLIENTS: dict[tuple[str, int], httpx.AsyncClient] = {}
+
+
 class DaemonClient:
     """Send requests to the sdspawner daemon on the Unix socket at `socket_path`.
 
@@ -145,6 +150,28 @@ class DaemonClient:
     def __init__(self, socket_path: str, timeout: float) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """Return the HTTP client for this socket, shared by every DaemonClient.
+
+        Building an httpx client costs milliseconds (it prepares a TLS context), far more
+        than a status request to the daemon, and the hub polls every server. Sharing one
+        client per socket also reuses its keep-alive connections.
+        """
+        # Connections belong to the event loop that opened them, so the loop is part of
+        # the key; a hub runs one loop.
+        cache_key = (self.socket_path, id(asyncio.get_running_loop()))
+        client = _HTTP_CLIENTS.get(cache_key)
+        if client is None or client.is_closed:
+            # verify=False: the socket is local and has no TLS, so skip loading CA files.
+            transport = httpx.AsyncHTTPTransport(uds=self.socket_path, verify=False)
+            # trust_env=False keeps proxy variables and .netrc of the hub's environment
+            # out of a request that never leaves this machine.
+            client = httpx.AsyncClient(
+                transport=transport, base_url=_BASE_URL, timeout=self.timeout, trust_env=False
+            )
+            _HTTP_CLIENTS[cache_key] = client
+        return client
 
     async def version(self) -> dict[str, Any]:
         """Fetch the daemon's version and API version."""
@@ -195,17 +222,13 @@ class DaemonClient:
         full_path = API_PREFIX + path
         request_name = f"{method} {full_path}"
 
-        transport = httpx.AsyncHTTPTransport(uds=self.socket_path)
-        # trust_env=False keeps proxy variables and .netrc of the hub's environment out
-        # of a request that never leaves this machine.
-        client = httpx.AsyncClient(
-            transport=transport, base_url=_BASE_URL, timeout=timeout, trust_env=False
-        )
+        client = self._http_client()
         try:
-            async with client:
-                # httpx's json= also sets "Content-Type: application/json", which the
-                # daemon requires on every request with a body.
-                response = await client.request(method, full_path, params=params, json=body)
+            # httpx's json= also sets "Content-Type: application/json", which the
+            # daemon requires on every request with a body.
+            response = await client.request(
+                method, full_path, params=params, json=body, timeout=timeout
+            )
         except httpx.TimeoutException as exc:
             raise DaemonTimeoutError(
                 f"sdspawner daemon at {self.socket_path} did not respond to {request_name}"

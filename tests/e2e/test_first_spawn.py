@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SPAWNER_CONFIG
 from hubbed import Bed, Hub
 
 
 @pytest.fixture(scope="module")
 def alice(hub: Hub) -> dict[str, str]:
+    # Other modules reconfigure the shared hub, so this one sets its options again.
+    hub.reconfigure(SPAWNER_CONFIG)
     hub.start_server("alice")
     token = hub.user_token("alice")
     unit = hub.unit_of("alice")

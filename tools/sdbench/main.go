@@ -1,0 +1,280 @@
+// Command sdbench measures sdspawner against the upstream way (systemd-run and
+// systemctl subprocesses) and against raw D-Bus calls to systemd, inside a throwaway
+// systemd. bench/run.py boots the bed, starts the daemon and runs this program there.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/client"
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
+
+// result is one measured series, in milliseconds.
+type result struct {
+	Name    string    `json:"name"`
+	Samples []float64 `json:"-"`
+	Median  float64   `json:"median_ms"`
+	P95     float64   `json:"p95_ms"`
+	Total   float64   `json:"total_ms,omitempty"`
+	Count   int       `json:"count"`
+}
+
+func summarize(name string, samples []float64, total time.Duration) result {
+	sorted := append([]float64(nil), samples...)
+	sort.Float64s(sorted)
+	r := result{Name: name, Samples: samples, Count: len(samples)}
+	if len(sorted) > 0 {
+		r.Median = sorted[len(sorted)/2]
+		r.P95 = sorted[min(len(sorted)-1, len(sorted)*95/100)]
+	}
+	if total > 0 {
+		r.Total = ms(total)
+	}
+	return r
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// The unit properties of a typical configuration, the same for every method.
+const (
+	memLimit = 1 << 30
+	cpuLimit = 1.0
+	user     = "alice"
+)
+
+func rawProps(envFile string) []systemd.Property {
+	return []systemd.Property{
+		systemd.PropType("exec"),
+		systemd.PropExecStartEx([]string{"/bin/sleep", "3600"}),
+		systemd.PropUser(user), systemd.PropGroup(user),
+		systemd.PropWorkingDirectory("/home/" + user),
+		systemd.PropMemoryAccounting(true), systemd.PropMemoryMax(memLimit),
+		systemd.PropCPUQuotaPerSecUSec(uint64(cpuLimit * 1e6)), systemd.PropCPUWeight(100),
+		systemd.PropOOMPolicy("continue"), systemd.PropPrivateTmp(true), systemd.PropNoNewPrivileges(true),
+		systemd.PropEnvironmentFile(envFile),
+	}
+}
+
+func systemdRunArgs(unit, envFile string) []string {
+	return []string{
+		"--unit=" + unit, "--quiet", "--property=Type=exec", "--uid=" + user, "--gid=" + user,
+		"--working-directory=/home/" + user,
+		"--property=MemoryAccounting=yes", fmt.Sprintf("--property=MemoryMax=%d", memLimit),
+		fmt.Sprintf("--property=CPUQuota=%d%%", int(cpuLimit*100)), "--property=CPUWeight=100",
+		"--property=OOMPolicy=continue", "--property=PrivateTmp=yes", "--property=NoNewPrivileges=yes",
+		"--property=EnvironmentFile=" + envFile, "/bin/sleep", "3600",
+	}
+}
+
+func startRequest(i int) *api.StartRequest {
+	mem, cpu := int64(memLimit), cpuLimit
+	return &api.StartRequest{
+		User: fmt.Sprintf("bench%d", i), Cmd: []string{"/bin/sleep", "3600"},
+		Env:              map[string]string{"JUPYTERHUB_API_TOKEN": "benchmark-token", "JUPYTERHUB_USER": fmt.Sprintf("bench%d", i)},
+		UsernameTemplate: user, MemLimit: &mem, CPULimit: &cpu, IsolateTmp: true,
+	}
+}
+
+// method is one way to start, poll and stop a unit.
+type method struct {
+	name  string
+	start func(ctx context.Context, i int) error
+	poll  func(ctx context.Context, i int) error
+	stop  func(ctx context.Context, i int) error
+}
+
+func run(cmd string, args ...string) error {
+	out, err := exec.Command(cmd, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", cmd, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func methods(conn *systemd.Conn, c *client.Client, envFile string) []method {
+	rawUnit := func(i int) string { return fmt.Sprintf("bench-raw-%d.service", i) }
+	runUnit := func(i int) string { return fmt.Sprintf("bench-run-%d.service", i) }
+	return []method{
+		{
+			name:  "raw D-Bus",
+			start: func(ctx context.Context, i int) error { return conn.StartTransient(ctx, rawUnit(i), rawProps(envFile)) },
+			poll: func(ctx context.Context, i int) error {
+				_, err := conn.State(ctx, rawUnit(i))
+				return err
+			},
+			stop: func(ctx context.Context, i int) error { return conn.Stop(ctx, rawUnit(i)) },
+		},
+		{
+			name: "systemd-run",
+			start: func(ctx context.Context, i int) error {
+				return run("systemd-run", systemdRunArgs(runUnit(i), envFile)...)
+			},
+			poll: func(ctx context.Context, i int) error { return run("systemctl", "is-active", "--quiet", runUnit(i)) },
+			stop: func(ctx context.Context, i int) error { return run("systemctl", "stop", runUnit(i)) },
+		},
+		{
+			name: "sdspawner",
+			start: func(ctx context.Context, i int) error {
+				_, err := c.Start(ctx, startRequest(i))
+				return err
+			},
+			poll: func(ctx context.Context, i int) error {
+				_, err := c.Status(ctx, fmt.Sprintf("bench%d", i), "")
+				return err
+			},
+			stop: func(ctx context.Context, i int) error {
+				_, err := c.Stop(ctx, api.StopRequest{User: fmt.Sprintf("bench%d", i)})
+				return err
+			},
+		},
+	}
+}
+
+func sequential(ctx context.Context, name string, n int, f func(context.Context, int) error) (result, error) {
+	samples := make([]float64, 0, n)
+	begin := time.Now()
+	for i := range n {
+		t := time.Now()
+		if err := f(ctx, i); err != nil {
+			return result{}, fmt.Errorf("%s #%d: %w", name, i, err)
+		}
+		samples = append(samples, ms(time.Since(t)))
+	}
+	return summarize(name, samples, time.Since(begin)), nil
+}
+
+func burst(ctx context.Context, name string, n int, f func(context.Context, int) error) (result, error) {
+	samples := make([]float64, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.Now()
+			errs[i] = f(ctx, i)
+			samples[i] = ms(time.Since(t))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return result{}, fmt.Errorf("%s #%d: %w", name, i, err)
+		}
+	}
+	return summarize(name, samples, time.Since(begin)), nil
+}
+
+func daemonRSS(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
+
+func main() {
+	n := flag.Int("n", 200, "units per sequential and burst run")
+	pollUnits := flag.Int("poll-units", 1000, "units running during the poll measurement")
+	polls := flag.Int("polls", 2000, "status requests in the poll measurement")
+	socket := flag.String("socket", "/run/sdspawner/sdspawner.sock", "the daemon's socket")
+	daemonPID := flag.Int("daemon-pid", 0, "pid of sdspawner serve, for its RSS")
+	flag.Parse()
+	if err := bench(*n, *pollUnits, *polls, *socket, *daemonPID); err != nil {
+		fmt.Fprintln(os.Stderr, "sdbench:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(n, pollUnits, polls int, socket string, daemonPID int) error {
+	ctx := context.Background()
+	conn, err := systemd.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	c := client.New(socket)
+	envFile := "/run/sdbench.env"
+	if err := os.WriteFile(envFile, []byte("JUPYTERHUB_API_TOKEN=\"benchmark-token\"\n"), 0o600); err != nil {
+		return err
+	}
+
+	report := map[string]any{}
+	var results []result
+	for _, m := range methods(conn, c, envFile) {
+		for _, phase := range []struct {
+			label string
+			each  func(context.Context, string, int, func(context.Context, int) error) (result, error)
+		}{{"sequential", sequential}, {"burst", burst}} {
+			start, err := phase.each(ctx, fmt.Sprintf("start %s, %s", phase.label, m.name), n, m.start)
+			if err != nil {
+				return err
+			}
+			poll, err := sequential(ctx, fmt.Sprintf("poll, %s", m.name), n, m.poll)
+			if err != nil {
+				return err
+			}
+			stop, err := phase.each(ctx, fmt.Sprintf("stop %s, %s", phase.label, m.name), n, m.stop)
+			if err != nil {
+				return err
+			}
+			results = append(results, start, stop)
+			if phase.label == "sequential" {
+				results = append(results, poll)
+			}
+		}
+	}
+
+	// The daemon's memory and status cost with many units tracked.
+	rss := map[string]float64{}
+	if daemonPID > 0 {
+		rss["0"], _ = daemonRSS(daemonPID)
+	}
+	for i := range pollUnits {
+		if _, err := c.Start(ctx, startRequest(i)); err != nil {
+			return fmt.Errorf("start unit %d of %d for the poll run: %w", i, pollUnits, err)
+		}
+		if daemonPID > 0 && i+1 == 100 {
+			rss["100"], _ = daemonRSS(daemonPID)
+		}
+	}
+	if daemonPID > 0 {
+		rss[strconv.Itoa(pollUnits)], _ = daemonRSS(daemonPID)
+	}
+	pollRun, err := sequential(ctx, fmt.Sprintf("poll with %d units, sdspawner", pollUnits), polls,
+		func(ctx context.Context, i int) error {
+			_, err := c.Status(ctx, fmt.Sprintf("bench%d", i%pollUnits), "")
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	results = append(results, pollRun)
+	report["results"] = results
+	report["rss_mib"] = rss
+	if version, err := conn.Version(ctx); err == nil {
+		report["systemd"] = version
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report)
+}
