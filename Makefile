@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 GO_SOURCES := $(shell find cmd internal -name '*.go') go.mod go.sum
 
-.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e bench clean
+.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e test-uml bench clean
 
 ## deps: install Debian packages, Python packages, Go modules and staticcheck (root)
 deps:
@@ -30,9 +30,9 @@ bed: build
 demo: build
 	$(PYTHON) bed/demo.py
 
-## test: lint, unit tests, short fuzzing, and the end-to-end tests in the bed with
-## JupyterHub 6 and 5
-test: lint test-go fuzz test-python test-e2e
+## test: lint, unit tests, short fuzzing, the end-to-end tests in the bed with
+## JupyterHub 6 and 5, and the limit enforcement tests under User-Mode Linux
+test: lint test-go fuzz test-python test-e2e test-uml
 
 lint:
 	@test -z "$$(gofmt -l cmd internal tools)" || { gofmt -l cmd internal tools; echo "gofmt: files above need formatting"; exit 1; }
@@ -60,6 +60,10 @@ test-python:
 test-e2e: build
 	SDSPAWNER_E2E_VENV=/opt/jupyterhub $(PYTHON) -m pytest -q tests/e2e
 	SDSPAWNER_E2E_VENV=/opt/jupyterhub5 $(PYTHON) -m pytest -q tests/e2e
+
+## test-uml: measure memory and CPU limit enforcement in a User-Mode Linux guest (root)
+test-uml: build
+	$(PYTHON) -m pytest tests/uml
 
 ## bench: compare sdspawner with systemd-run and raw D-Bus in a bed (see docs/benchmarks.md)
 bench: build bin/sdbench

@@ -25,8 +25,8 @@ export PATH
 
 step="start"
 
-# Messages go to the service's output, which systemd copies to the console (console.log
-# on the host).
+# Messages go to the service's output, which reaches the guest's console (console.log on
+# the host).
 log() {
     echo "bed-guest: $*" >&2
 }

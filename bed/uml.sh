@@ -11,11 +11,13 @@
 #   bed/uml.sh image
 #       Build the cached image if needed and print its path (see bed/uml-image.sh).
 #
-# Inside the guest, the job runs with / as its working folder and sees:
+# Inside the guest, the job runs with / as its working folder, and two host folders are
+# mounted:
 #   /src       the source folder (default: the repository root), read-only through hostfs
 #   /results   the results folder, read-write through hostfs; BED_RESULTS names it
-# The results folder (--results DIR, created when missing and which must then be empty, or
-# a new folder under /tmp) ends up holding what the job wrote there and:
+#
+# --results DIR names the results folder, which must be empty or missing. Without it, the
+# run creates a new folder under /tmp. The folder ends up holding what the job wrote and:
 #   job.log      the job's standard output and error
 #   exit-status  the job's exit status, 124 when it ran out of time
 #   console.log  the guest's console: kernel and systemd messages
@@ -23,15 +25,18 @@
 #   times        Unix times of the guest's steps (see bed/uml-guest.sh)
 #
 # Unlike the systemd-nspawn bed (bed/nspawn.sh), the guest runs its own kernel, so its
-# systemd has all cgroup v2 controllers and the memory, CPU and pids limits of units are
-# enforced. The guest has one CPU and no network interface besides loopback.
+# systemd gets the cgroup v2 cpu, io, memory and pids controllers, and the kernel enforces
+# the units' memory and CPU limits (tests/uml checks both). The guest has one CPU and no
+# network interface besides loopback.
 #
 # Environment:
 #   SDSPAWNER_UML_TIMEOUT       seconds from the start of the boot until the guest is
 #                               stopped, job included (default 600)
 #   SDSPAWNER_UML_BOOT_TIMEOUT  seconds until multi-user.target must be up (default 120)
-#   SDSPAWNER_UML_MEM           guest memory, as UML's mem= takes it (default 1024M); the
-#                               host backs the pages the guest touches
+#   SDSPAWNER_UML_MEM           guest memory, as UML's mem= takes it (default 1024M). UML
+#                               keeps it in an unlinked temporary file, by default on
+#                               /dev/shm (console.log names the folder), so it takes host
+#                               memory for the pages that the guest has touched
 #   SDSPAWNER_UML_RUN           folder for the runs' state (default /var/tmp); each run's
 #                               copy-on-write file grows there by what the guest writes
 #   SDSPAWNER_BED_SRC           host folder seen at /src (default: the parent of bed/)
@@ -143,6 +148,9 @@ tail_pid=""
 finish_run() {
     local status=$?
     trap - EXIT
+    # A second Ctrl-C, or the SIGTERM that a test runner sends after it, must not cut the
+    # teardown short.
+    trap '' INT TERM
     if ((status != 0)) && [[ $step != "done" ]]; then
         if ((status == 130 || status == 143)); then
             log "run was interrupted at step: $step"
@@ -350,7 +358,7 @@ cmd_run() {
     job_finished=$(guest_time job_finished)
     log "timings: boot $(elapsed "$started" "$job_started")s, job $(elapsed "$job_started" "$job_finished")s, poweroff $(elapsed "$job_finished" "$stopped")s, total $(elapsed "$started" "$stopped")s"
     if ((job_status == 124)); then
-        log "the job timed out inside the guest"
+        log "the job timed out inside the guest: it gets SDSPAWNER_UML_TIMEOUT less the boot and 30 s for the poweroff"
     fi
     log "the job exited with status $job_status; results in $results"
     echo "$results"

@@ -22,14 +22,23 @@ apt-get update -qq
 
 # systemd-container: systemd-nspawn for the bed. mmdebstrap: builds the bed's tree.
 # npm: installs configurable-http-proxy into the tree. shellcheck: lints bed/*.sh.
-current="apt-get install"
+# user-mode-linux and e2fsprogs: the guest kernel and the image of the bed that enforces
+# limits.
+packages=(systemd-container mmdebstrap shellcheck util-linux coreutils findutils mawk
+    iproute2 procps gcc libc6-dev ca-certificates user-mode-linux e2fsprogs)
+# Debian's npm depends on Debian's nodejs, which conflicts with a Node.js installed from
+# elsewhere (NodeSource, for one); any working npm will do.
+if ! command -v npm >/dev/null; then
+    packages+=(npm)
+fi
+current="apt-get install ${packages[*]}"
 step "$current"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    systemd-container mmdebstrap npm shellcheck util-linux coreutils findutils mawk \
-    iproute2 procps gcc libc6-dev ca-certificates >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
 
 current="pip install -r requirements-dev.txt"
 step "$current"
+# The host's python3 must accept pip installs: a virtual environment, pyenv or conda.
+# Debian's own /usr/bin/python3 refuses them (PEP 668); activate a venv first there.
 python3 -m pip install --quiet -r "$repo/requirements-dev.txt"
 
 current="go mod download"

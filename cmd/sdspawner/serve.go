@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ func runServe(args []string) error {
 	configPath := flags.String("config", policy.DefaultPath, "configuration file (TOML)")
 	debug := flags.Bool("debug", false, "log debug messages")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	explicit := false
@@ -73,6 +77,14 @@ func runServe(args []string) error {
 		return err
 	}
 	service := spawn.New(&cfg, conn, envs)
+	if err := service.CheckSiteProperties(ctx); err != nil {
+		return err
+	}
+	for _, group := range cfg.Callers.Groups {
+		if _, err := user.LookupGroup(group); err != nil {
+			slog.Warn("callers.groups names a group that does not exist; nobody gets access through it", "group", group, "err", err)
+		}
+	}
 	if err := service.Recover(ctx); err != nil {
 		return fmt.Errorf("recover servers from systemd: %w", err)
 	}

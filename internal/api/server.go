@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 
@@ -39,11 +40,24 @@ type callerKey struct{}
 // the daemon's version reported by GET /v1/version.
 func NewServer(cfg *policy.Config, backend Backend, errorKind ErrorKind, version string) *Server {
 	s := &Server{cfg: cfg, backend: backend, errorKind: errorKind, version: version, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /v1/version", s.handleVersion)
-	s.mux.HandleFunc("POST /v1/servers/start", s.handleStart)
-	s.mux.HandleFunc("POST /v1/servers/stop", s.handleStop)
-	s.mux.HandleFunc("GET /v1/servers/status", s.handleStatus)
+	for path, route := range routes {
+		s.mux.HandleFunc(route.method+" "+path, route.handler(s))
+	}
 	return s
+}
+
+// route is one endpoint of the API.
+type route struct {
+	method  string
+	handler func(*Server) http.HandlerFunc
+}
+
+// routes lists every endpoint by path.
+var routes = map[string]route{
+	"/v1/version":        {http.MethodGet, func(s *Server) http.HandlerFunc { return s.handleVersion }},
+	"/v1/servers/start":  {http.MethodPost, func(s *Server) http.HandlerFunc { return s.handleStart }},
+	"/v1/servers/stop":   {http.MethodPost, func(s *Server) http.HandlerFunc { return s.handleStop }},
+	"/v1/servers/status": {http.MethodGet, func(s *Server) http.HandlerFunc { return s.handleStatus }},
 }
 
 // ConnContext stores the peer credentials of conn in the connection's context; it is
@@ -75,6 +89,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Warn("request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", r.URL.Path, "decision", "reject", "reason", "caller not allowed")
 		writeError(w, http.StatusForbidden, "forbidden",
 			fmt.Sprintf("uid %d is not allowed to use sdspawner: add it to callers.uids, or the user to a group in callers.groups, in the daemon's configuration", caller.UID))
+		return
+	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		// ServeMux would answer in plain text; every error of this API is JSON.
+		if route, ok := routes[r.URL.Path]; ok {
+			w.Header().Set("Allow", route.method)
+			writeError(w, http.StatusMethodNotAllowed, "invalid_request", fmt.Sprintf("%s takes %s, not %s", r.URL.Path, route.method, r.Method))
+			return
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API endpoint %s; see docs/api.md", r.URL.Path))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -127,6 +151,11 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 // decode reads a strict JSON body into v, writing a 400 response and returning false
 // when it is invalid.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mediaType != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "invalid_request",
+			fmt.Sprintf("Content-Type %q is not supported: send the body as application/json", r.Header.Get("Content-Type")))
+		return false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError

@@ -62,6 +62,7 @@ func call(t *testing.T, client *http.Client, method, path, body string) (int, st
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +122,21 @@ func TestServerRejectsBadBodies(t *testing.T) {
 	if len(backend.started) != 0 {
 		t.Error("the backend ran for an invalid body")
 	}
-	if status, _ := call(t, client, "GET", "/v1/servers/start", ""); status != http.StatusMethodNotAllowed {
-		t.Errorf("GET start: status %d, want 405", status)
+	if status, body := call(t, client, "GET", "/v1/servers/start", ""); status != http.StatusMethodNotAllowed || !strings.Contains(body, `"code":"invalid_request"`) {
+		t.Errorf("GET start: %d %s, want a JSON 405", status, body)
+	}
+	if status, body := call(t, client, "GET", "/v2/nothing", ""); status != http.StatusNotFound || !strings.Contains(body, `"code":"not_found"`) {
+		t.Errorf("unknown path: %d %s, want a JSON 404", status, body)
+	}
+	req, _ := http.NewRequest("POST", "http://sdspawner/v1/servers/start", strings.NewReader(`{"user":"a","cmd":["x"]}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("form body: status %d, want 415", resp.StatusCode)
 	}
 	if status, _ := call(t, client, "GET", "/v1/servers/status", ""); status != http.StatusBadRequest {
 		t.Errorf("status without user: %d, want 400", status)

@@ -187,8 +187,30 @@ func (c *Config) finish() error {
 	if c.Servers.StopTimeout <= 0 {
 		return fmt.Errorf("servers.stop_timeout %s is invalid: give a positive duration such as \"30s\"", time.Duration(c.Servers.StopTimeout))
 	}
-	if c.Limits.MaxCPULimit < 0 || c.Limits.MaxServersPerUser < 0 || c.Limits.MaxServers < 0 {
-		return fmt.Errorf("limits: caps must not be negative; use 0 for no cap")
+	for name, value := range map[string]float64{
+		"limits.max_cpu_limit":        c.Limits.MaxCPULimit,
+		"limits.max_servers_per_user": float64(c.Limits.MaxServersPerUser),
+		"limits.max_servers":          float64(c.Limits.MaxServers),
+	} {
+		if value < 0 {
+			return fmt.Errorf("%s %v is invalid: caps must not be negative; use 0 for no cap", name, value)
+		}
+	}
+	if c.Limits.MaxMemLimit > 0 && c.Limits.MaxMemLimit < 1<<20 {
+		return fmt.Errorf("limits.max_mem_limit %d is invalid: it is in bytes and below the smallest mem_limit of 1M; write a size such as \"8G\"", uint64(c.Limits.MaxMemLimit))
+	}
+	for _, name := range c.Properties.Allow {
+		if err := CheckNeverAllowed(name); err != nil {
+			return fmt.Errorf("properties.allow entry %q is invalid: %w", name, err)
+		}
+	}
+	for name, value := range c.SiteProperties {
+		if err := CheckSiteProperty(name, name); err != nil {
+			return err
+		}
+		if !isTextValue(value) {
+			return fmt.Errorf("site_properties.%s is %T: write a string or a list of strings, as in a unit file (\"100\", not 100)", name, value)
+		}
 	}
 	for _, prefix := range c.Paths.AllowedPrefixes {
 		if !filepath.IsAbs(prefix) || filepath.Clean(prefix) != prefix {
@@ -217,4 +239,20 @@ func (c *Config) SocketMode() (fs.FileMode, error) {
 		return 0, fmt.Errorf("socket.mode %q is invalid: write octal permission bits such as \"0660\"", c.Socket.Mode)
 	}
 	return fs.FileMode(mode), nil
+}
+
+// isTextValue reports whether value, decoded from TOML, is a string or a list of strings.
+func isTextValue(value any) bool {
+	switch v := value.(type) {
+	case string:
+		return true
+	case []any:
+		for _, item := range v {
+			if _, ok := item.(string); !ok {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

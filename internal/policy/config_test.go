@@ -95,7 +95,8 @@ func TestLoadLimitsAndPaths(t *testing.T) {
 	if err := cfg.CheckPathPrefix("user_workingdir", "/data/x", "/data/x"); err != nil {
 		t.Error(err)
 	}
-	for _, bad := range []string{"[limits]\nmax_mem_limit = \"lots\"\n", "[paths]\nallowed_prefixes = [\"data\"]\n", "[limits]\nmax_servers = -1\n", "[servers]\nstop_timeout = \"soon\"\n", "[servers]\nstop_timeout = \"0s\"\n"} {
+	for _, bad := range []string{"[limits]\nmax_mem_limit = \"lots\"\n", "[paths]\nallowed_prefixes = [\"data\"]\n", "[limits]\nmax_servers = -1\n", "[limits]\nmax_mem_limit = 8\n", "[properties]\nallow = [\"ExecStart\"]\n",
+		"[site_properties]\nCPUWeight = 100\n", "[site_properties]\nUser = \"root\"\n", "[servers]\nstop_timeout = \"soon\"\n", "[servers]\nstop_timeout = \"0s\"\n"} {
 		if _, err := Load(writeConfig(t, bad), true); err == nil {
 			t.Errorf("%q loaded without error", bad)
 		}

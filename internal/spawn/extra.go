@@ -65,6 +65,17 @@ func (s *Service) siteProperties(ctx context.Context, vars unitname.Vars) ([]sys
 	})
 }
 
+// CheckSiteProperties converts the admin's site_properties once, so that a property
+// this systemd does not know, or a value it cannot take, stops the daemon at startup
+// with the key named, instead of failing every start.
+func (s *Service) CheckSiteProperties(ctx context.Context) error {
+	vars := unitname.Vars{UserName: "user", UserID: "1", ServerName: ""}
+	if _, err := s.siteProperties(ctx, vars); err != nil {
+		return fmt.Errorf("daemon configuration: %w", err)
+	}
+	return nil
+}
+
 // checkHubProperty applies the never-allowed list and the allow-list to one of the
 // hub's properties.
 func (s *Service) checkHubProperty(written, dbusName string, values []string) error {
@@ -141,7 +152,7 @@ func mergeProperties(base, extra []systemd.Property) []systemd.Property {
 // a missing slice with default settings, so the start works, but any limits the admin
 // meant to put on that slice are not there.
 func (s *Service) checkSlice(ctx context.Context, slice string) (string, error) {
-	state, err := s.sd.State(ctx, slice)
+	state, err := s.sd.LoadState(ctx, slice)
 	if err != nil {
 		return "", newError(KindUnavailable, "read state of slice %s: %w", slice, err)
 	}

@@ -109,6 +109,11 @@ func (f *fakeSystemd) State(ctx context.Context, name string) (systemd.UnitState
 	return systemd.UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil
 }
 
+// LoadState returns the same as State; the fake has no unit files.
+func (f *fakeSystemd) LoadState(ctx context.Context, name string) (systemd.UnitState, error) {
+	return f.State(ctx, name)
+}
+
 // PropertyTypes returns a few of systemd 252's service property types.
 func (f *fakeSystemd) PropertyTypes(ctx context.Context) (map[string]string, error) {
 	return map[string]string{

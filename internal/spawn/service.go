@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sdspawner/sdspawner/internal/account"
 	"github.com/sdspawner/sdspawner/internal/envfile"
@@ -22,6 +23,7 @@ type Systemd interface {
 	Kill(ctx context.Context, name string) error
 	ResetFailed(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (systemd.UnitState, error)
+	LoadState(ctx context.Context, name string) (systemd.UnitState, error)
 	PropertyTypes(ctx context.Context) (map[string]string, error)
 }
 
@@ -46,6 +48,8 @@ type entry struct {
 	// state is the unit's last known state, kept current from systemd's events so
 	// that a status request needs no D-Bus call; nil until first read.
 	state *systemd.UnitState
+	// endHandled is set once the daemon has cleaned up after the unit ended.
+	endHandled bool
 }
 
 // Service starts, stops and reports users' servers.
@@ -115,8 +119,11 @@ func (s *Service) Recover(ctx context.Context) error {
 			slog.Warn("unix user of a running unit not found", "unit", unit, "unix_user", state.User, "err", err)
 			acct = account.Account{Name: state.User}
 		}
-		s.remember(key{user: user, server: server}, entry{unit: unit, acct: acct, state: &state})
+		k := key{user: user, server: server}
+		s.remember(k, entry{unit: unit, acct: acct})
 		slog.Info("recovered server", "user", user, "server", server, "unit", unit, "active_state", state.ActiveState)
+		// A server that ended while the daemon was down is cleaned up now.
+		s.update(ctx, k, unit)
 	}
 	return nil
 }
@@ -132,6 +139,29 @@ func (s *Service) claim(k key, action string) error {
 	s.busy[k] = true
 	return nil
 }
+
+// claimWhenFree waits until no start or stop of k is in progress, then marks k busy.
+// A stop uses it, so that a stop sent while the server is still starting (the hub
+// cancelling a slow spawn) stops the server that the start creates.
+func (s *Service) claimWhenFree(ctx context.Context, k key) error {
+	for {
+		s.mu.Lock()
+		if !s.busy[k] {
+			s.busy[k] = true
+			s.mu.Unlock()
+			return nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-time.After(claimPollInterval):
+		case <-ctx.Done():
+			return newError(KindConflict, "cannot stop server %q of user %q: its start is still in progress (%v)", k.server, k.user, ctx.Err())
+		}
+	}
+}
+
+// claimPollInterval is how often a waiting stop checks whether a start has finished.
+const claimPollInterval = 20 * time.Millisecond
 
 func (s *Service) release(k key) {
 	s.mu.Lock()
@@ -190,6 +220,23 @@ func (s *Service) cacheState(k key, state systemd.UnitState) {
 	}
 	e.state = &state
 	s.servers[k] = e
+}
+
+// markEndHandled records that k's unit was cleaned up after it ended, and reports
+// whether that had already happened.
+func (s *Service) markEndHandled(k key, unit string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.servers[k]
+	if !ok || e.unit != unit {
+		return true
+	}
+	if e.endHandled {
+		return true
+	}
+	e.endHandled = true
+	s.servers[k] = e
+	return false
 }
 
 // ended reports whether state is that of a unit whose processes are gone.

@@ -582,3 +582,27 @@ func TestStartSiteProperties(t *testing.T) {
 		t.Errorf("site User= gave %v", err)
 	}
 }
+
+func TestStopDuringStartStopsNewServer(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	sd.startDelay = 100 * time.Millisecond
+	started := make(chan error, 1)
+	go func() {
+		_, err := s.Start(context.Background(), startRequest("alice"))
+		started <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	st, err := s.Stop(context.Background(), "alice", "", false)
+	if err != nil {
+		t.Fatalf("Stop during a start = %v, want it to wait and succeed", err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if st.Unit != "jupyter-alice-singleuser.service" {
+		t.Errorf("Stop returned %+v, want the unit the start created", st)
+	}
+	if len(sd.units) != 0 || len(listDir(t, dir)) != 0 {
+		t.Errorf("left behind: units %v, files %v", sd.units, listDir(t, dir))
+	}
+}

@@ -12,7 +12,7 @@ import (
 // SIGKILL at once. Stopping a server that is not running succeeds.
 func (s *Service) Stop(ctx context.Context, user, server string, now bool) (api.Status, error) {
 	k := key{user: user, server: server}
-	if err := s.claim(k, "stop"); err != nil {
+	if err := s.claimWhenFree(ctx, k); err != nil {
 		return api.Status{}, err
 	}
 	defer s.release(k)

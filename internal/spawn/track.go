@@ -11,7 +11,7 @@ import (
 func (s *Service) refresh(ctx context.Context, k key, unit string) (systemd.UnitState, error) {
 	state, err := s.sd.State(ctx, unit)
 	if err != nil {
-		return systemd.UnitState{}, newError(KindUnavailable, "read state of unit %s: %w", unit, err)
+		return systemd.UnitState{}, newError(KindUnavailable, "%w", err)
 	}
 	s.cacheState(k, state)
 	return state, nil
@@ -23,7 +23,7 @@ func (s *Service) refresh(ctx context.Context, k key, unit string) (systemd.Unit
 // has already seen.
 func (s *Service) HandleEvent(ctx context.Context, event systemd.Event) {
 	if event.Resync {
-		slog.Info("systemd reloaded or re-executed; reading every server's state again")
+		slog.Info("reading every server's state from systemd", "reason", event.Reason)
 		s.Resync(ctx)
 		return
 	}
@@ -33,6 +33,12 @@ func (s *Service) HandleEvent(ctx context.Context, event systemd.Event) {
 	k, ok := s.unitOwner(event.Unit)
 	if !ok {
 		return
+	}
+	if event.Removed {
+		// The unit is gone; a server whose end was already handled needs nothing more.
+		if e, ok := s.lookup(k); ok && e.state != nil && ended(*e.state) {
+			return
+		}
 	}
 	s.update(ctx, k, event.Unit)
 }
@@ -68,6 +74,11 @@ func (s *Service) update(ctx context.Context, k key, unit string) {
 	s.mu.Unlock()
 	if busy {
 		// The start or stop in progress handles the environment file itself.
+		return
+	}
+	if s.markEndHandled(k, unit) {
+		// A server's end is handled once; the reset below makes systemd send more
+		// events about the same unit.
 		return
 	}
 	if err := s.envs.Remove(unit); err != nil {

@@ -16,6 +16,9 @@ import (
 // Conn is a connection to systemd's manager on the system bus. Reconnect replaces the
 // underlying bus connections, so one Conn serves for the daemon's whole life.
 type Conn struct {
+	// calls bounds the method calls in flight, see maxCallsInFlight.
+	calls chan struct{}
+
 	mu sync.RWMutex
 	// bus runs jobs and waits for their JobRemoved signals.
 	bus *sddbus.Conn
@@ -25,7 +28,7 @@ type Conn struct {
 
 // Connect opens a connection to systemd on the system bus.
 func Connect(ctx context.Context) (*Conn, error) {
-	c := &Conn{}
+	c := &Conn{calls: make(chan struct{}, maxCallsInFlight)}
 	if err := c.Reconnect(ctx); err != nil {
 		return nil, err
 	}
@@ -53,6 +56,21 @@ func (c *Conn) Reconnect(ctx context.Context) error {
 		old.Close()
 	}
 	return nil
+}
+
+// maxCallsInFlight bounds the D-Bus calls the daemon has waiting for a reply. The
+// system bus rejects a connection's calls beyond a limit (max_replies_per_connection,
+// 128 in dbus-daemon's default system.conf), which a burst of starts would reach.
+const maxCallsInFlight = 64
+
+// acquire waits for a free call slot; the returned function frees it.
+func (c *Conn) acquire(ctx context.Context) (func(), error) {
+	select {
+	case c.calls <- struct{}{}:
+		return func() { <-c.calls }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a free D-Bus call slot: %w", ctx.Err())
+	}
 }
 
 // jobs returns the connection that runs jobs.
@@ -115,7 +133,13 @@ var ErrJobFailed = errors.New("systemd job did not succeed")
 // has been executed.
 func (c *Conn) StartTransient(ctx context.Context, name string, props []Property) error {
 	done := make(chan string, 1)
-	if _, err := c.jobs().StartTransientUnitContext(ctx, name, "fail", props, done); err != nil {
+	free, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = c.jobs().StartTransientUnitContext(ctx, name, "fail", props, done)
+	free()
+	if err != nil {
 		return fmt.Errorf("start transient unit %s: %w", name, err)
 	}
 	return waitJob(ctx, "start", name, done)
@@ -125,7 +149,13 @@ func (c *Conn) StartTransient(ctx context.Context, name string, props []Property
 // that is not loaded is not an error.
 func (c *Conn) Stop(ctx context.Context, name string) error {
 	done := make(chan string, 1)
-	if _, err := c.jobs().StopUnitContext(ctx, name, "replace", done); err != nil {
+	free, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = c.jobs().StopUnitContext(ctx, name, "replace", done)
+	free()
+	if err != nil {
 		if IsNoSuchUnit(err) {
 			return nil
 		}
@@ -136,6 +166,11 @@ func (c *Conn) Stop(ctx context.Context, name string) error {
 
 // Kill sends SIGKILL to every process of the unit name.
 func (c *Conn) Kill(ctx context.Context, name string) error {
+	free, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer free()
 	if err := c.jobs().KillUnitWithTarget(ctx, name, sddbus.All, int32(syscall.SIGKILL)); err != nil && !IsNoSuchUnit(err) {
 		return fmt.Errorf("kill unit %s: %w", name, err)
 	}
@@ -145,7 +180,12 @@ func (c *Conn) Kill(ctx context.Context, name string) error {
 // ResetFailed clears the failed state of the unit name so that systemd unloads it and
 // the name can be used again. A unit that is not failed or not loaded is left as it is.
 func (c *Conn) ResetFailed(ctx context.Context, name string) error {
-	err := c.jobs().ResetFailedUnitContext(ctx, name)
+	free, err := c.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer free()
+	err = c.jobs().ResetFailedUnitContext(ctx, name)
 	if err != nil && !IsNoSuchUnit(err) {
 		return fmt.Errorf("reset failed unit %s: %w", name, err)
 	}

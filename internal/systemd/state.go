@@ -53,12 +53,40 @@ func (s UnitState) Field(name string) (string, bool) {
 	return "", false
 }
 
-// State reads the state of the service unit name in one D-Bus call.
+// State reads the state of the service unit name. A unit that systemd has not loaded is
+// reported with LoadState "not-found". It asks GetUnit first, because reading the
+// properties of an unloaded unit's object makes systemd load a placeholder, unload it
+// again and send UnitRemoved, which would wake the event handler in a loop.
 func (c *Conn) State(ctx context.Context, name string) (UnitState, error) {
-	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + busEscape(name))
+	return c.state(ctx, name, "GetUnit")
+}
+
+// LoadState reads the state of the unit name after loading it from its unit file, if
+// it has one. It suits units that exist without running, such as a slice.
+func (c *Conn) LoadState(ctx context.Context, name string) (UnitState, error) {
+	return c.state(ctx, name, "LoadUnit")
+}
+
+func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error) {
+	free, err := c.acquire(ctx)
+	if err != nil {
+		return UnitState{}, err
+	}
+	defer free()
+	var path dbus.ObjectPath
+	err = c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager."+method, 0, name).Store(&path)
+	if IsNoSuchUnit(err) {
+		return UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil
+	}
+	if err != nil {
+		return UnitState{}, fmt.Errorf("read state of unit %s: %w", name, err)
+	}
 	var props map[string]dbus.Variant
-	err := c.rawConn().Object("org.freedesktop.systemd1", path).
+	err = c.rawConn().Object("org.freedesktop.systemd1", path).
 		CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, "").Store(&props)
+	if IsNoSuchUnit(err) || DBusErrorName(err) == "org.freedesktop.DBus.Error.UnknownObject" {
+		return UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil
+	}
 	if err != nil {
 		return UnitState{}, fmt.Errorf("read state of unit %s: %w", name, err)
 	}

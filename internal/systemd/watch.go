@@ -20,9 +20,12 @@ type Event struct {
 	Changed map[string]dbus.Variant
 	// Removed is true when systemd unloaded the unit.
 	Removed bool
-	// Resync is true when systemd reloaded or re-executed itself. Events may have been
-	// lost then, so every unit's state should be read again.
+	// Resync is true when every unit's state should be read again: once the
+	// subscription is in place, and after systemd reloaded or re-executed itself, when
+	// events may have been lost.
 	Resync bool
+	// Reason says why a Resync is needed, for the log.
+	Reason string
 }
 
 // ErrWatchClosed is returned by Watch when the bus connection closed.
@@ -57,7 +60,7 @@ func (c *Conn) Watch(ctx context.Context, events chan<- Event) error {
 	// Changes before the subscription were not seen, so the receiver reads every
 	// state once now.
 	select {
-	case events <- Event{Resync: true}:
+	case events <- Event{Resync: true, Reason: "subscribed to systemd's events"}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -111,13 +114,13 @@ func parseSignal(signal *dbus.Signal) (Event, bool) {
 		// Reloading(false) marks the end of a reload or re-execution.
 		if len(signal.Body) == 1 {
 			if active, ok := signal.Body[0].(bool); ok && !active {
-				return Event{Resync: true}, true
+				return Event{Resync: true, Reason: "systemd reloaded"}, true
 			}
 		}
 	case "org.freedesktop.DBus.NameOwnerChanged":
 		if len(signal.Body) == 3 {
 			if owner, ok := signal.Body[2].(string); ok && owner != "" {
-				return Event{Resync: true}, true
+				return Event{Resync: true, Reason: "systemd re-executed"}, true
 			}
 		}
 	}

@@ -63,6 +63,10 @@ def test_exit_status_and_cleanup(bed: Bed, lifecycle_hub: Hub) -> None:
     status = daemon_status(bed, "alice")
     assert status["exit_status"] == 3
     wait_until("the environment file is gone", lambda: env_files(bed) == [])
+    # The end is handled once; the daemon does not keep reacting to its own reset.
+    time.sleep(3)
+    ended = bed.run(["journalctl", "--no-pager", "-o", "cat", "-u", "sdspawner.service"]).stdout
+    assert ended.count(f'server ended user="alice" server="" unit="{unit}"') == 1
     # A failed unit of the same name does not block the next start.
     code, body = start_direct(bed, "alice", ["/bin/sleep", "600"])
     assert code == 200, body
@@ -154,7 +158,7 @@ def test_systemd_reexec_keeps_tracking(bed: Bed, lifecycle_hub: Hub) -> None:
     wait_until("the environment file is gone", lambda: env_files(bed) == [])
     lifecycle_hub.stop_server("alice")
     log = bed.run(["journalctl", "--no-pager", "-o", "cat", "-u", "sdspawner.service"]).stdout
-    assert "reading every server's state again" in log
+    assert 'reason="systemd re-executed"' in log or 'reason="systemd reloaded"' in log
 
 
 def test_hub_restart_keeps_servers_without_cleanup(bed: Bed, lifecycle_hub: Hub) -> None:
@@ -293,4 +297,20 @@ def test_bus_restart_reconnects(bed: Bed, lifecycle_hub: Hub) -> None:
     assert code == 200, body
     code, body = stop_direct(bed, "alice", now=True)
     assert code == 200, body
+    assert env_files(bed) == []
+
+
+def test_forgotten_running_unit_is_replaced(bed: Bed, lifecycle_hub: Hub) -> None:
+    # A hub that lost its database starts a server that is still running.
+    code, first = start_direct(bed, "alice", ["/bin/sleep", "600"])
+    assert code == 200, first
+    old_pid = first["main_pid"]
+    code, second = start_direct(bed, "alice", ["/bin/sleep", "601"])
+    assert code == 200, second
+    assert second["unit"] == first["unit"]
+    assert second["main_pid"] != old_pid
+    assert bed.run(["kill", "-0", str(old_pid)], check=False).returncode != 0
+    log = bed.run(["journalctl", "--no-pager", "-o", "cat", "-u", "sdspawner.service"]).stdout
+    assert "replacing a running unit of the same server" in log
+    stop_direct(bed, "alice", now=True)
     assert env_files(bed) == []

@@ -141,11 +141,11 @@ def server_events(unit: str) -> list[str]:
         return []
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float, description: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {description}")
         time.sleep(0.1)
 
 
@@ -200,8 +200,7 @@ def measure_mem_limit() -> dict[str, Any]:
 
 
 def measure_cpu_baseline() -> dict[str, Any]:
-    """CPU that one busy worker gets without a limit: the guest's single CPU, less the
-    guest's own overhead and what the host takes from the UML process."""
+    """CPU that one busy worker gets without a limit, out of the guest's single CPU."""
     unit = start_server("alice", ["busy", "1"])["unit"]
     cgroup = control_group(unit)
     time.sleep(CPU_WARMUP_SECONDS)

@@ -28,7 +28,7 @@ JOB = REPO / "tests" / "uml" / "enforcement_job.py"
 MIB = 1 << 20
 
 # bed/uml.sh stops the guest after SDSPAWNER_UML_TIMEOUT seconds. The fixture waits longer,
-# because a first run also builds the root tree and the image (about 100 s each here).
+# because a first run also builds the root tree, which bed/rootfs.sh allows 1200 s.
 RUN_TIMEOUT_SECONDS = int(os.environ.get("SDSPAWNER_UML_TIMEOUT", "600")) + 1200
 
 
