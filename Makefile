@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test -run=NONE -fuzz=FuzzDecodeStrict -fuzztime=$(FUZZTIME) ./internal/api
 	$(GO) test -run=NONE -fuzz=FuzzForServer -fuzztime=$(FUZZTIME) ./internal/unitname
 	$(GO) test -run=NONE -fuzz=FuzzParseValue -fuzztime=$(FUZZTIME) ./internal/systemd
+	$(GO) test -run=NONE -fuzz=FuzzExpandPath -fuzztime=$(FUZZTIME) ./internal/spawn
 
 test-python:
 	cd python && $(PYTHON) -m pytest -q

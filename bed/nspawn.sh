@@ -53,14 +53,8 @@ readonly CONTAINER_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 # Name of the cgroup, under each host hierarchy, that contains one cgroup per bed.
 readonly CGROUP_PARENT=sdspawner-bed
 
-log() {
-    echo "bed: $*" >&2
-}
-
-die() {
-    log "$*"
-    exit 1
-}
+# shellcheck source=bed/common.sh
+source "$bed_dir/common.sh"
 
 # Print the header comment of this file as help, and exit with STATUS (2 for a usage error).
 usage() {
@@ -74,10 +68,6 @@ require_root_and_tools() {
     for tool in "$@"; do
         command -v "$tool" >/dev/null || die "$tool not found: install it (see the header of $0)"
     done
-}
-
-require_seconds() {
-    [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1=$2 is invalid: expected a whole number of seconds"
 }
 
 validate_name() {

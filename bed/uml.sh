@@ -64,23 +64,13 @@ run_parent=${SDSPAWNER_UML_RUN:-/var/tmp}
 # UML stopped its host processes and exited within a second of SIGTERM.
 readonly TERM_GRACE=5
 
-log() {
-    echo "bed: $*" >&2
-}
-
-die() {
-    log "$*"
-    exit 1
-}
+# shellcheck source=bed/common.sh
+source "$bed_dir/common.sh"
 
 # Print the header comment of this file as help, and exit with STATUS (2 for a usage error).
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
     exit "$1"
-}
-
-require_seconds() {
-    [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1=$2 is invalid: expected a whole number of seconds"
 }
 
 require_plain_path() {

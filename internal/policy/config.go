@@ -119,6 +119,9 @@ type AccountsConfig struct {
 	// DynamicUsers allows servers with dynamic_users, which run as a uid that systemd
 	// allocates (DynamicUser=yes). Default true.
 	DynamicUsers bool `toml:"dynamic_users"`
+	// RequiredGroup, when set, is a group that every account a server runs as must be a
+	// member of, such as "jupyterhub-users".
+	RequiredGroup string `toml:"required_group"`
 }
 
 // Default returns the configuration used when there is no file: the socket at

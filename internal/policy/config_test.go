@@ -2,10 +2,13 @@ package policy
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sdspawner/sdspawner/internal/account"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -100,5 +103,28 @@ func TestLoadLimitsAndPaths(t *testing.T) {
 		if _, err := Load(writeConfig(t, bad), true); err == nil {
 			t.Errorf("%q loaded without error", bad)
 		}
+	}
+}
+
+func TestCheckAccountRequiredGroup(t *testing.T) {
+	cfg := Default()
+	cfg.Accounts.MinUID = 1000
+	root, err := user.LookupGroupId("0")
+	if err != nil {
+		t.Skip("no group with gid 0 on this machine")
+	}
+	cfg.Accounts.RequiredGroup = root.Name
+	member := account.Account{Name: "alice", UID: 1001, GIDs: []uint32{1001, 0}}
+	if err := cfg.CheckAccount(member); err != nil {
+		t.Errorf("member of %s: %v", root.Name, err)
+	}
+	outsider := account.Account{Name: "bob", UID: 1002, GIDs: []uint32{1002}}
+	err = cfg.CheckAccount(outsider)
+	if err == nil || !strings.Contains(err.Error(), "accounts.required_group") {
+		t.Errorf("outsider: %v, want an error naming accounts.required_group", err)
+	}
+	cfg.Accounts.RequiredGroup = "no-such-group-sdspawner"
+	if err := cfg.CheckAccount(member); err == nil {
+		t.Error("a missing required group gave no error")
 	}
 }

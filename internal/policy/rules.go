@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"log/slog"
+	"os/user"
+	"strconv"
 
 	"github.com/sdspawner/sdspawner/internal/account"
 )
@@ -46,6 +48,18 @@ func (c *Config) CheckAccount(acct account.Account) error {
 	}
 	if acct.UID < c.Accounts.MinUID {
 		return fmt.Errorf("unix user %q has uid %d, below accounts.min_uid %d: system accounts may not run servers", acct.Name, acct.UID, c.Accounts.MinUID)
+	}
+	if c.Accounts.RequiredGroup != "" {
+		group, err := user.LookupGroup(c.Accounts.RequiredGroup)
+		if err != nil {
+			return fmt.Errorf("accounts.required_group %q: %w", c.Accounts.RequiredGroup, err)
+		}
+		for _, gid := range acct.GIDs {
+			if strconv.FormatUint(uint64(gid), 10) == group.Gid {
+				return nil
+			}
+		}
+		return fmt.Errorf("unix user %q is not a member of the group %q, which accounts.required_group requires; add the user to it", acct.Name, c.Accounts.RequiredGroup)
 	}
 	return nil
 }

@@ -261,6 +261,18 @@ HOSTILE = [
     ("unit template injection", base_request(unit_name_template="x y"), 400, "invalid unit name"),
     ("bad slice", base_request(slice="../etc"), 400, "slice"),
     (
+        "unknown property",
+        base_request(unit_extra_properties={"CPUWieght": "50"}),
+        400,
+        "CPUWieght is not a property",
+    ),
+    (
+        "unparsable property value",
+        base_request(unit_extra_properties={"CPUWeight": "heavy"}),
+        400,
+        'CPUWeight value "heavy"',
+    ),
+    (
         "user name climbs a path",
         base_request(user="..", username_template="alice", user_workingdir="/srv/{USERNAME}"),
         400,
@@ -401,3 +413,27 @@ def test_audit_log_records_decisions_without_secrets(daemon: Bed) -> None:
     assert last["SDSPAWNER_CALLER_UID"] == daemon.run(["id", "-u", "jupyterhub"]).stdout.strip()
     journal = daemon.run(["journalctl", "--no-pager", "-o", "verbose"]).stdout
     assert "hostile-suite-token-3f9a" not in journal
+
+
+def test_required_group(daemon: Bed) -> None:
+    daemon.run("getent group jupyter-users >/dev/null || groupadd jupyter-users")
+    daemon.run("usermod -a -G jupyter-users bob")
+    daemon.write_file(
+        "/etc/sdspawner/config.toml", POLICY + '\n[accounts]\nrequired_group = "jupyter-users"\n'
+    )
+    daemon.run("systemctl restart sdspawner.service && sleep 0.5")
+    try:
+        code, body = call(daemon, "POST", "/v1/servers/start", json.dumps(base_request()))
+        assert code == 403, body
+        assert 'not a member of the group "jupyter-users"' in body["error"]
+        code, body = call(daemon, "POST", "/v1/servers/start", json.dumps(base_request(user="bob")))
+        assert code == 200, body
+        call(
+            daemon,
+            "POST",
+            "/v1/servers/stop",
+            json.dumps({"user": "bob", "server": "", "now": True}),
+        )
+    finally:
+        daemon.write_file("/etc/sdspawner/config.toml", POLICY)
+        daemon.run("systemctl restart sdspawner.service && sleep 0.5")
