@@ -22,8 +22,8 @@ import (
 )
 
 // Timeouts of the API's HTTP server. A start waits for systemd's start job, which
-// can take a while on a loaded machine, so the write timeout is generous; a client that
-// trickles its request is dropped by the read timeouts.
+// can take a while on a loaded machine, so the write timeout is generous. The read
+// timeouts drop a client that trickles its request.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 10 * time.Second
@@ -82,7 +82,7 @@ func runServe(args []string) error {
 	}
 	for _, group := range cfg.Callers.Groups {
 		if _, err := user.LookupGroup(group); err != nil {
-			slog.Warn("callers.groups names a group that does not exist; nobody gets access through it", "group", group, "err", err)
+			slog.Warn("callers.groups contains a group that does not exist, so it grants no access", "group", group, "err", err)
 		}
 	}
 	if err := service.Recover(ctx); err != nil {

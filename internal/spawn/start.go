@@ -76,9 +76,9 @@ func (s *Service) startClaimed(ctx context.Context, k key, p plan) (api.Status, 
 	for _, warning := range p.warnings {
 		slog.Warn("server started with a warning", "user", k.user, "server", k.server, "unit", p.unit, "warning", warning)
 	}
-	// The state is read back although the finished start job already says the command
-	// runs: events about an earlier unit of the same name may still be on their way,
-	// and only systemd's answer now is sure to be about this one.
+	// The state is read back although the finished start job already means the command
+	// runs. Events about an earlier unit of the same name may still be on their way,
+	// and only a fresh answer from systemd is sure to be about this one.
 	if _, err := s.refresh(ctx, k, p.unit); err != nil {
 		return api.Status{}, err
 	}
@@ -123,8 +123,8 @@ func (s *Service) clearLeftover(ctx context.Context, k key, unit string) error {
 	}
 }
 
-// startFailure turns a failed start into an error that says why, from what systemd
-// reports about the unit.
+// startFailure turns a failed start into an error with the reason, from the unit's
+// state in systemd.
 func (s *Service) startFailure(ctx context.Context, unit string, err error) error {
 	if systemd.IsInvalidArgs(err) {
 		return invalidf("systemd rejected the unit %s: %w", unit, err)

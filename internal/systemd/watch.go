@@ -24,7 +24,7 @@ type Event struct {
 	// subscription is in place, and after systemd reloaded or re-executed itself, when
 	// events may have been lost.
 	Resync bool
-	// Reason says why a Resync is needed, for the log.
+	// Reason is why a Resync is needed, for the log.
 	Reason string
 }
 
@@ -78,7 +78,7 @@ func (c *Conn) Watch(ctx context.Context, events chan<- Event) error {
 				continue
 			}
 			if event.Resync {
-				// A re-executed systemd forgets its subscribers, so subscribe again.
+				// A re-executed systemd drops its list of subscribers, so subscribe again.
 				_ = c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err
 			}
 			select {
