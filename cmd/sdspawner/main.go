@@ -16,6 +16,7 @@ const usage = `usage: sdspawner COMMAND [options]
 
 commands:
   serve     run the daemon (as root)
+  check     say whether this machine enforces memory and CPU limits (as root)
   status    show the status of one user's server
   stop      stop one user's server
   version   print the version
@@ -32,6 +33,8 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = runServe(os.Args[2:])
+	case "check":
+		err = runCheck(os.Args[2:])
 	case "status":
 		err = runStatus(os.Args[2:])
 	case "stop":

@@ -314,3 +314,17 @@ def test_forgotten_running_unit_is_replaced(bed: Bed, lifecycle_hub: Hub) -> Non
     assert "replacing a running unit of the same server" in log
     stop_direct(bed, "alice", now=True)
     assert env_files(bed) == []
+
+
+def test_check_says_not_enforced_in_nspawn(bed: Bed, lifecycle_hub: Hub) -> None:
+    # The nspawn bed accepts limits but cannot enforce them; check must say so.
+    result = bed.run([DAEMON_BINARY, "check", "--json"], check=False)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["limits_enforced"] is False
+    assert report["ok"] is False
+    assert any("NOT enforced" in problem for problem in report["problems"])
+    human = bed.run([DAEMON_BINARY, "check"], check=False)
+    assert "limits are NOT enforced here" in human.stdout
+    probes = bed.run("systemctl list-units --all --no-legend --plain 'sdspawner-check-*'").stdout
+    assert probes.strip() == ""

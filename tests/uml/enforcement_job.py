@@ -345,6 +345,19 @@ def measure_slice_memory() -> dict[str, Any]:
     }
 
 
+def measure_check() -> dict[str, Any]:
+    """`sdspawner check` gives its verdict from a probe unit's cgroup files."""
+    result = subprocess.run(
+        [str(src / "bin" / "sdspawner"), "check", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    return {"exit_status": result.returncode, "report": report}
+
+
 # The control runs first, because systemd keeps the cpu controller on in system.slice once
 # a unit with a CPU weight has run there.
 MEASUREMENTS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -354,6 +367,7 @@ MEASUREMENTS: dict[str, Callable[[], dict[str, Any]]] = {
     "cpu_limit": measure_cpu_limit,
     "cpu_fairness": measure_cpu_fairness,
     "slice_memory": measure_slice_memory,
+    "check": measure_check,
 }
 
 

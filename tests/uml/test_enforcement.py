@@ -177,3 +177,16 @@ def test_slice_caps_sum_of_servers(bed_run: BedRun) -> None:
     assert m["slice_oom_kill"] >= 1
     assert sum(m["oom_kill"].values()) >= 1
     assert m["active_state"] == {"alice": "active", "bob": "active"}
+
+
+def test_check_says_enforced(bed_run: BedRun) -> None:
+    m = bed_run.measurement("check")
+    report = m["report"]
+    print(
+        f"check: exit {m['exit_status']}, cgroups {report['cgroup_mode']}, controllers "
+        f"{' '.join(report['controllers'])}, memory enforced {report['memory_limit_enforced']}, "
+        f"CPU enforced {report['cpu_limit_enforced']}"
+    )
+    assert report["limits_enforced"] is True
+    assert report["ok"] is True
+    assert m["exit_status"] == 0
