@@ -1,9 +1,9 @@
 """Run the main job: an unprivileged JupyterHub spawns two real servers through sdspawner.
 
-Boots a throwaway systemd bed, starts the daemon as root and JupyterHub as the system user
-`jupyterhub`, starts the servers of two local users through the hub's REST API, fetches
-each server's /api/status through the proxy, prints the units as systemd reports them,
-stops the servers and tears the bed down, also when a step fails.
+Boots a throwaway systemd bed and starts the daemon as root and JupyterHub as the system
+user `jupyterhub`. Starts the servers of two local users through the hub's REST API and
+fetches each server's /api/status through the proxy. Prints the units as systemd reports
+them, stops the servers and tears the bed down, also when a step fails.
 """
 
 from __future__ import annotations

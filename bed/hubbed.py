@@ -24,7 +24,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 NSPAWN = REPO / "bed" / "nspawn.sh"
 
-# Where the daemon binary is found inside the bed: the host's build, through /src.
+# Path of the daemon binary inside the bed: the host's build, mounted through /src.
 DAEMON_BINARY = "/src/bin/sdspawner"
 
 

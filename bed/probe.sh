@@ -1,5 +1,5 @@
 #!/bin/sh
-# Report what a server's process sees from inside its unit, then run the real server.
+# Report a server process's view from inside its unit, then run the real server.
 # The end-to-end tests set Spawner.cmd to this script and read the PROBE lines from the
 # unit's journal. SDSPAWNER_PROBE_WRITE lists directories to try writing to.
 echo "PROBE uid=$(id -u)"

@@ -31,7 +31,7 @@ type Account struct {
 	GIDs []uint32
 }
 
-// ErrNotFound is returned, wrapped, when NSS knows no such user.
+// ErrNotFound is returned, wrapped, when NSS has no such user.
 var ErrNotFound = errors.New("unix user not found")
 
 // Lookup returns the account called name.
@@ -103,7 +103,7 @@ func InGroup(uid uint32, group string) (bool, error) {
 	return u.Gid == g.Gid, nil
 }
 
-// defaultUIDMin is the first uid of regular users when /etc/login.defs does not say,
+// defaultUIDMin is the first uid of regular users when /etc/login.defs does not set it,
 // the value Debian, Ubuntu, Fedora and Arch ship.
 const defaultUIDMin = 1000
 
@@ -139,7 +139,7 @@ func UIDMin(path string) (uint32, error) {
 
 // CanWrite reports whether the account may write to a file or directory with the given
 // owner, group and permission bits, by the classic owner, group, other rule. An owner
-// counts as able to write whatever the bits say, because an owner may chmod.
+// counts as able to write whatever the bits are, because an owner may chmod.
 func (a Account) CanWrite(ownerUID, ownerGID uint32, perm uint32) bool {
 	if ownerUID == a.UID {
 		return true

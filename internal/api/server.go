@@ -92,7 +92,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
-		// ServeMux would answer in plain text; every error of this API is JSON.
+		// ServeMux would reply in plain text, but every error of this API is JSON.
 		if route, ok := routes[r.URL.Path]; ok {
 			w.Header().Set("Allow", route.method)
 			writeError(w, http.StatusMethodNotAllowed, "invalid_request", fmt.Sprintf("%s takes %s, not %s", r.URL.Path, route.method, r.Method))

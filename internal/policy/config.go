@@ -78,8 +78,8 @@ type PathsConfig struct {
 
 // EnvironmentConfig is the [environment] table.
 type EnvironmentConfig struct {
-	// Deny lists variable names the hub may not set, in addition to the built-in list;
-	// a name ending in '*' matches every name with that prefix.
+	// Deny lists variable names the hub may not set, in addition to the built-in list.
+	// A name ending in '*' matches every name with that prefix.
 	Deny []string `toml:"deny"`
 }
 
@@ -103,7 +103,7 @@ type SocketConfig struct {
 }
 
 // CallersConfig is the [callers] table. A caller is allowed when its uid is in UIDs or
-// it is a member of one of Groups; the uid and gid come from SO_PEERCRED.
+// it is a member of one of Groups. The uid and gid come from SO_PEERCRED.
 type CallersConfig struct {
 	// UIDs are user ids allowed to call.
 	UIDs []uint32 `toml:"uids"`
@@ -148,7 +148,7 @@ func Default() Config {
 }
 
 // Load reads the configuration file at path on top of Default. A missing file at the
-// default path gives the defaults; a missing file named explicitly is an error, because
+// default path gives the defaults. A missing file named explicitly is an error, because
 // the admin expects it to be used.
 func Load(path string, explicit bool) (Config, error) {
 	cfg := Default()

@@ -91,7 +91,7 @@ func expandPath(option, template string, vars unitname.Vars) (string, error) {
 }
 
 // expandPathList expands every entry of a path list option. A leading '-', systemd's mark
-// for a path that may be missing, is kept; any other path must exist now, so that a typo
+// for a path that may be missing, is kept. Any other path must exist now, so that a typo
 // fails the start with the path named instead of a unit that fails to set up its mounts.
 func (s *Service) expandPathList(option string, templates []string, vars unitname.Vars) ([]string, error) {
 	paths := make([]string, 0, len(templates))

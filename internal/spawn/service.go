@@ -27,7 +27,7 @@ type Systemd interface {
 	PropertyTypes(ctx context.Context) (map[string]string, error)
 }
 
-// Journal fields that mark a unit as sdspawner's and say whose server it runs. They are
+// Journal fields that mark a unit as sdspawner's and name the user and server it runs. They are
 // unit properties (LogExtraFields), so they survive a restart of the daemon.
 const (
 	fieldManaged = "SDSPAWNER_MANAGED"
@@ -41,7 +41,7 @@ type key struct {
 	server string
 }
 
-// entry is what the index stores for one server.
+// entry is the index record of one server.
 type entry struct {
 	unit string
 	acct account.Account

@@ -78,7 +78,7 @@ func (s *Service) startClaimed(ctx context.Context, k key, p plan) (api.Status, 
 	}
 	// The state is read back although the finished start job already means the command
 	// runs. Events about an earlier unit of the same name may still be on their way,
-	// and only a fresh answer from systemd is sure to be about this one.
+	// and only a fresh reply from systemd is sure to be about this one.
 	if _, err := s.refresh(ctx, k, p.unit); err != nil {
 		return api.Status{}, err
 	}

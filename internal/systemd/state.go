@@ -54,7 +54,7 @@ func (s UnitState) Field(name string) (string, bool) {
 }
 
 // State reads the state of the service unit name. A unit that systemd has not loaded is
-// reported with LoadState "not-found". It asks GetUnit first, because reading the
+// reported with LoadState "not-found". It calls GetUnit first, because reading the
 // properties of an unloaded unit's object makes systemd load a placeholder, unload it
 // again and send UnitRemoved, which would wake the event handler in a loop.
 func (c *Conn) State(ctx context.Context, name string) (UnitState, error) {

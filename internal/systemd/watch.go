@@ -24,7 +24,7 @@ type Event struct {
 	// subscription is in place, and after systemd reloaded or re-executed itself, when
 	// events may have been lost.
 	Resync bool
-	// Reason is why a Resync is needed, for the log.
+	// Reason is the cause of a Resync, for the log.
 	Reason string
 }
 

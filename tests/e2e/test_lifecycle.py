@@ -190,8 +190,10 @@ def test_hub_restart_with_cleanup_stops_servers(bed: Bed, lifecycle_hub: Hub) ->
 
 
 def start_in_parallel(bed: Bed, users: list[str]) -> str:
-    """Send one start request per user at the same moment, as the hub's user; return
-    each response followed by its HTTP status on a line of its own."""
+    """Send one start request per user at the same moment, as the hub's user.
+
+    Return each response followed by its HTTP status on a line of its own.
+    """
     commands = []
     for i, user in enumerate(users):
         body = json.dumps({"user": user, "server": "", "cmd": ["/bin/sleep", "600"], "env": {}})
@@ -317,7 +319,7 @@ def test_forgotten_running_unit_is_replaced(bed: Bed, lifecycle_hub: Hub) -> Non
 
 
 def test_check_says_not_enforced_in_nspawn(bed: Bed, lifecycle_hub: Hub) -> None:
-    # The nspawn bed accepts limits but cannot enforce them; check must say so.
+    # The nspawn bed accepts limits but cannot enforce them, so check must report that.
     result = bed.run([DAEMON_BINARY, "check", "--json"], check=False)
     assert result.returncode == 1
     report = json.loads(result.stdout)

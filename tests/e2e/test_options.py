@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from hubbed import Bed, Hub
 
-# The probe logs what the server's process sees, then runs jupyterhub-singleuser.
+# The probe logs the server process's view of its unit, then runs jupyterhub-singleuser.
 PROBE_CMD = 'c.Spawner.cmd = ["sdspawner-probe"]\n'
 
 

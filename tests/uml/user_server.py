@@ -5,7 +5,7 @@ Usage: python3 user_server.py alloc MIB
        python3 user_server.py busy COUNT
 
 `alloc` forks one worker that allocates MIB MiB in 10 MiB steps, writing every byte so
-that the pages count towards the cgroup's memory, and then holds the memory. `busy`
+that the pages count towards the cgroup's memory, and then keeps the memory. `busy`
 forks COUNT workers that spin on the CPU. The main process never exits by itself, so the
 unit stays active for as long as it lives.
 
