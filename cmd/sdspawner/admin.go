@@ -66,6 +66,11 @@ func runStop(args []string) error {
 	return printJSON(st)
 }
 
+// printJSONLine writes v as one line of JSON.
+func printJSONLine(v any) error {
+	return json.NewEncoder(os.Stdout).Encode(v)
+}
+
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")

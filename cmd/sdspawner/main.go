@@ -17,6 +17,8 @@ const usage = `usage: sdspawner COMMAND [options]
 commands:
   serve     run the daemon (as root)
   check     say whether this machine enforces memory and CPU limits (as root)
+  ps        list every user server with its state and resource use
+  logs      print the journal of one user's server (-f to follow)
   status    show the status of one user's server
   stop      stop one user's server
   version   print the version
@@ -35,6 +37,10 @@ func main() {
 		err = runServe(os.Args[2:])
 	case "check":
 		err = runCheck(os.Args[2:])
+	case "ps":
+		err = runPs(os.Args[2:])
+	case "logs":
+		err = runLogs(os.Args[2:])
 	case "status":
 		err = runStatus(os.Args[2:])
 	case "stop":

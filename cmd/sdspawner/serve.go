@@ -90,13 +90,16 @@ func runServe(args []string) error {
 	}
 
 	go watchSystemd(ctx, conn, service)
+	observer := startObservability(ctx, &cfg, service)
 
 	listener, err := api.Listen(&cfg)
 	if err != nil {
 		return err
 	}
+	handler := api.NewServer(&cfg, service, errorKind, version)
+	handler.SetObserver(observer)
 	server := &http.Server{
-		Handler:           api.NewServer(&cfg, service, errorKind, version),
+		Handler:           handler,
 		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"time"
 
+	"github.com/sdspawner/sdspawner/internal/logging"
 	"github.com/sdspawner/sdspawner/internal/peercred"
 	"github.com/sdspawner/sdspawner/internal/policy"
 )
@@ -20,6 +22,16 @@ type Backend interface {
 	Start(ctx context.Context, req *StartRequest) (Status, error)
 	Stop(ctx context.Context, user, server string, now bool) (Status, error)
 	Status(ctx context.Context, user, server string) (Status, error)
+	List(ctx context.Context) ([]ServerInfo, error)
+	Events(ctx context.Context, user, server string, after int, wait time.Duration) (EventsResponse, error)
+	Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(LogEntry) error) error
+}
+
+// Observer is told about every request once it is answered; the metrics package
+// implements it. action names the endpoint, such as "start"; result is "ok" or the
+// error code of the response.
+type Observer interface {
+	ObserveRequest(action, result string, elapsed time.Duration)
 }
 
 // ErrorKind maps a backend error to the API's error code and HTTP status.
@@ -32,6 +44,12 @@ type Server struct {
 	errorKind ErrorKind
 	version   string
 	mux       *http.ServeMux
+	observer  Observer
+}
+
+// SetObserver makes the server report every answered request to o.
+func (s *Server) SetObserver(o Observer) {
+	s.observer = o
 }
 
 type callerKey struct{}
@@ -58,6 +76,9 @@ var routes = map[string]route{
 	"/v1/servers/start":  {http.MethodPost, func(s *Server) http.HandlerFunc { return s.handleStart }},
 	"/v1/servers/stop":   {http.MethodPost, func(s *Server) http.HandlerFunc { return s.handleStop }},
 	"/v1/servers/status": {http.MethodGet, func(s *Server) http.HandlerFunc { return s.handleStatus }},
+	"/v1/servers":        {http.MethodGet, func(s *Server) http.HandlerFunc { return s.handleList }},
+	"/v1/servers/events": {http.MethodGet, func(s *Server) http.HandlerFunc { return s.handleEvents }},
+	"/v1/servers/logs":   {http.MethodGet, func(s *Server) http.HandlerFunc { return s.handleLogs }},
 }
 
 // ConnContext stores the peer credentials of conn in the connection's context; it is
@@ -78,15 +99,28 @@ func CallerFrom(ctx context.Context) (policy.Caller, bool) {
 	return caller, ok
 }
 
-// ServeHTTP checks the caller against the policy before any handler runs.
+// ServeHTTP gives the request an id, checks the caller against the policy before any
+// handler runs, and reports the answered request to the observer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(logging.WithRequestID(r.Context(), id))
+	rec := &recorder{ResponseWriter: w, result: "ok"}
+	began := time.Now()
+	s.serve(rec, r)
+	if s.observer != nil {
+		s.observer.ObserveRequest(actionName(r.URL.Path), rec.result, time.Since(began))
+	}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	caller, ok := CallerFrom(r.Context())
 	if !ok {
 		writeError(w, http.StatusForbidden, "forbidden", "the caller's credentials could not be read from the socket")
 		return
 	}
 	if !s.cfg.CallerAllowed(caller) {
-		slog.Warn("request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", r.URL.Path, "decision", "reject", "reason", "caller not allowed")
+		slog.WarnContext(r.Context(), "request", "caller_uid", caller.UID, "caller_pid", caller.PID, "action", r.URL.Path, "decision", "reject", "reason", "caller not allowed")
 		writeError(w, http.StatusForbidden, "forbidden",
 			fmt.Sprintf("uid %d is not allowed to use sdspawner: add it to callers.uids, or the user to a group in callers.groups, in the daemon's configuration", caller.UID))
 		return
@@ -203,5 +237,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, message string) {
+	if rec, ok := w.(*recorder); ok {
+		rec.result = code
+	}
 	writeJSON(w, status, ErrorResponse{Error: message, Code: code})
 }

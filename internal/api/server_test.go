@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,12 +11,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sdspawner/sdspawner/internal/policy"
 )
 
 type fakeBackend struct {
 	started []StartRequest
+	waits   []time.Duration
 }
 
 func (b *fakeBackend) Start(ctx context.Context, req *StartRequest) (Status, error) {
@@ -34,11 +37,46 @@ func (b *fakeBackend) Status(ctx context.Context, user, server string) (Status, 
 	return Status{User: user, Server: server}, nil
 }
 
+func (b *fakeBackend) List(ctx context.Context) ([]ServerInfo, error) {
+	mem := uint64(1 << 20)
+	return []ServerInfo{{Status: Status{User: "alice", Unit: "jupyter-alice.service", ActiveState: "active"}, MemoryBytes: &mem}}, nil
+}
+
+func (b *fakeBackend) Events(ctx context.Context, user, server string, after int, wait time.Duration) (EventsResponse, error) {
+	if user == "nobody" {
+		return EventsResponse{}, errors.New("no start of nobody")
+	}
+	b.waits = append(b.waits, wait)
+	events := []Event{{Seq: 1, Phase: PhaseAccepted}, {Seq: 2, Phase: PhaseStarted}}
+	return EventsResponse{User: user, Server: server, Events: events[min(after, 2):], Done: true}, nil
+}
+
+func (b *fakeBackend) Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(LogEntry) error) error {
+	if user == "nobody" {
+		return errors.New("no server of nobody")
+	}
+	for i := 0; i < min(lines, 3); i++ {
+		if err := emit(LogEntry{PID: 4242, Message: fmt.Sprintf("line %d of %s", i+1, user)}); err != nil {
+			return err
+		}
+	}
+	if user == "broken" {
+		return errors.New("journal went away")
+	}
+	return nil
+}
+
 func internalKind(error) (string, int) { return "internal", http.StatusInternalServerError }
 
 // serveOnSocket runs the API on a real Unix socket, so that peer credentials come from
 // the kernel as in production, and returns an HTTP client bound to it.
 func serveOnSocket(t *testing.T, cfg *policy.Config, backend Backend) *http.Client {
+	t.Helper()
+	return serveHandler(t, cfg, NewServer(cfg, backend, internalKind, "test"))
+}
+
+// serveHandler is serveOnSocket for a handler that the test has set up.
+func serveHandler(t *testing.T, cfg *policy.Config, handler http.Handler) *http.Client {
 	t.Helper()
 	cfg.Socket.Path = filepath.Join(t.TempDir(), "api.sock")
 	cfg.Socket.Group = ""
@@ -46,7 +84,7 @@ func serveOnSocket(t *testing.T, cfg *policy.Config, backend Backend) *http.Clie
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := &http.Server{Handler: NewServer(cfg, backend, internalKind, "test"), ConnContext: ConnContext}
+	server := &http.Server{Handler: handler, ConnContext: ConnContext}
 	go func() { _ = server.Serve(listener) }()
 	t.Cleanup(func() { _ = server.Close() })
 	return &http.Client{Transport: &http.Transport{

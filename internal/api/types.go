@@ -29,6 +29,14 @@ type StartRequest struct {
 	DynamicUsers        bool              `json:"dynamic_users"`
 	Slice               *string           `json:"slice"`
 	UnitExtraProperties map[string]any    `json:"unit_extra_properties"`
+	// IP and Port are where the server will listen. With a port, the daemon checks
+	// after the start that the port accepts connections, and reports it as the
+	// "ready" progress event. 0 skips the check.
+	IP   string `json:"ip"`
+	Port int    `json:"port"`
+	// ReadyTimeout is how many seconds the daemon waits for the port; 0 is the
+	// default of 300.
+	ReadyTimeout float64 `json:"ready_timeout"`
 }
 
 // StopRequest is the body of POST /v1/servers/stop.
@@ -52,8 +60,82 @@ type Status struct {
 	ExitStatus *int32 `json:"exit_status"`
 	UnixUser   string `json:"unix_user"`
 	UID        uint32 `json:"uid"`
+	// Failure says why the server's last run failed: its exit status and the last
+	// lines of its log. Empty while it runs and after a clean exit.
+	Failure string `json:"failure,omitempty"`
 	// Warnings are problems that did not stop the request, for the hub's log.
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Progress phases of a start, in the order they happen. Ready, Failed, Stopped and
+// Timeout end a start's progress.
+const (
+	PhaseAccepted = "accepted"
+	PhaseStarted  = "started"
+	PhaseWaiting  = "waiting"
+	PhaseReady    = "ready"
+	PhaseFailed   = "failed"
+	PhaseStopped  = "stopped"
+	PhaseTimeout  = "timeout"
+)
+
+// Event is one step of a server's start, for the hub's progress bar.
+type Event struct {
+	// Seq numbers the events of one start from 1.
+	Seq  int    `json:"seq"`
+	Time string `json:"time"`
+	// Phase is one of the Phase constants.
+	Phase string `json:"phase"`
+	// Progress is the percentage JupyterHub's progress bar shows.
+	Progress int    `json:"progress"`
+	Message  string `json:"message"`
+}
+
+// EventsResponse is the body of GET /v1/servers/events.
+type EventsResponse struct {
+	User   string  `json:"user"`
+	Server string  `json:"server"`
+	Unit   string  `json:"unit"`
+	Events []Event `json:"events"`
+	// Done is true once the start has reached a final phase.
+	Done bool `json:"done"`
+}
+
+// ServerInfo is one line of GET /v1/servers: a server's status and its usage. Counters
+// that the machine's cgroup layout does not provide are null.
+type ServerInfo struct {
+	Status
+	// MemoryBytes is the memory in use, page cache included.
+	MemoryBytes *uint64 `json:"memory_bytes"`
+	// MemoryLimitBytes is the unit's MemoryMax, null when unlimited.
+	MemoryLimitBytes *uint64 `json:"memory_limit_bytes"`
+	// CPULimit is the unit's CPU quota in cores, null when unlimited.
+	CPULimit *float64 `json:"cpu_limit"`
+	// CPUSeconds is the CPU time used since the unit started.
+	CPUSeconds *float64 `json:"cpu_seconds"`
+	// CPUPercent is the recent CPU use, 100 per fully used core, over the time since
+	// the daemon's previous sample.
+	CPUPercent *float64 `json:"cpu_percent"`
+	Tasks      *uint64  `json:"tasks"`
+	// OOMKills counts the server's processes that the kernel killed for memory.
+	OOMKills *uint64 `json:"oom_kills"`
+	// StartedAt is when the unit became active, RFC 3339; empty if it never did.
+	StartedAt     string   `json:"started_at,omitempty"`
+	UptimeSeconds *float64 `json:"uptime_seconds"`
+}
+
+// ServerList is the body of GET /v1/servers.
+type ServerList struct {
+	Servers []ServerInfo `json:"servers"`
+}
+
+// LogEntry is one journal line of a server, as GET /v1/servers/logs streams it.
+type LogEntry struct {
+	Time       string `json:"time"`
+	Priority   int    `json:"priority"`
+	Identifier string `json:"identifier"`
+	PID        int    `json:"pid"`
+	Message    string `json:"message"`
 }
 
 // VersionResponse is the body of GET /v1/version.

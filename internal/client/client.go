@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/sdspawner/sdspawner/internal/api"
@@ -19,6 +21,9 @@ import (
 type Client struct {
 	socket string
 	http   *http.Client
+	// stream has no overall timeout, for logs that are followed; its requests end
+	// with their context.
+	stream *http.Client
 }
 
 // New returns a client for the daemon listening on socket.
@@ -29,7 +34,11 @@ func New(socket string) *Client {
 			return dialer.DialContext(ctx, "unix", socket)
 		},
 	}
-	return &Client{socket: socket, http: &http.Client{Transport: transport, Timeout: 2 * time.Minute}}
+	return &Client{
+		socket: socket,
+		http:   &http.Client{Transport: transport, Timeout: 2 * time.Minute},
+		stream: &http.Client{Transport: transport},
+	}
 }
 
 // APIError is an error response from the daemon.
@@ -65,6 +74,70 @@ func (c *Client) Start(ctx context.Context, req *api.StartRequest) (api.Status, 
 	return out, c.do(ctx, http.MethodPost, "/v1/servers/start", req, &out)
 }
 
+// List returns every server the daemon knows, with its usage.
+func (c *Client) List(ctx context.Context) (api.ServerList, error) {
+	var out api.ServerList
+	return out, c.do(ctx, http.MethodGet, "/v1/servers", nil, &out)
+}
+
+// Events returns the progress events of a server's latest start after the event
+// numbered after, waiting up to wait for one.
+func (c *Client) Events(ctx context.Context, user, server string, after int, wait time.Duration) (api.EventsResponse, error) {
+	var out api.EventsResponse
+	query := url.Values{"user": {user}, "server": {server}, "after": {strconv.Itoa(after)},
+		"wait": {strconv.FormatFloat(wait.Seconds(), 'f', -1, 64)}}
+	return out, c.do(ctx, http.MethodGet, "/v1/servers/events?"+query.Encode(), nil, &out)
+}
+
+// Logs calls emit with the last lines of a server's journal and, with follow, with
+// each new line until ctx ends.
+func (c *Client) Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(api.LogEntry) error) error {
+	query := url.Values{"user": {user}, "server": {server}, "lines": {strconv.Itoa(lines)}, "follow": {strconv.FormatBool(follow)}}
+	path := "/v1/servers/logs?" + query.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sdspawner"+path, nil)
+	if err != nil {
+		return fmt.Errorf("build request to %s: %w", path, err)
+	}
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return fmt.Errorf("sdspawner daemon not reachable at %s: %w; is `sdspawner serve` running?", c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, api.MaxBodyBytes))
+		return responseError(resp.StatusCode, path, data)
+	}
+	decoder := json.NewDecoder(resp.Body)
+	for {
+		var line struct {
+			api.LogEntry
+			Error string `json:"error"`
+		}
+		err := decoder.Decode(&line)
+		if errors.Is(err, io.EOF) || ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read log lines of %s: %w", path, err)
+		}
+		if line.Error != "" {
+			return fmt.Errorf("the daemon stopped sending log lines: %s", line.Error)
+		}
+		if err := emit(line.LogEntry); err != nil {
+			return err
+		}
+	}
+}
+
+// responseError turns a non-200 response into an *APIError.
+func responseError(status int, path string, data []byte) error {
+	apiErr := &APIError{Status: status}
+	if json.Unmarshal(data, &apiErr.ErrorResponse) != nil || apiErr.ErrorResponse.Error == "" {
+		apiErr.ErrorResponse.Error = fmt.Sprintf("HTTP %d from %s: %s", status, path, bytes.TrimSpace(data))
+	}
+	return apiErr
+}
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var reader io.Reader
 	if body != nil {
@@ -91,11 +164,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("read response of %s: %w", path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		apiErr := &APIError{Status: resp.StatusCode}
-		if json.Unmarshal(data, &apiErr.ErrorResponse) != nil || apiErr.ErrorResponse.Error == "" {
-			apiErr.ErrorResponse.Error = fmt.Sprintf("HTTP %d from %s: %s", resp.StatusCode, path, bytes.TrimSpace(data))
-		}
-		return apiErr
+		return responseError(resp.StatusCode, path, data)
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode response of %s: %w", path, err)

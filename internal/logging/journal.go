@@ -21,9 +21,9 @@ const FieldPrefix = "SDSPAWNER_"
 // stream, else a text handler on fallback.
 func New(level slog.Level, fallback io.Writer) *slog.Logger {
 	if onJournal, _ := journal.StderrIsJournalStream(); onJournal && journal.Enabled() {
-		return slog.New(&journalHandler{level: level})
+		return slog.New(contextHandler{&journalHandler{level: level}})
 	}
-	return slog.New(slog.NewTextHandler(fallback, &slog.HandlerOptions{Level: level}))
+	return slog.New(contextHandler{slog.NewTextHandler(fallback, &slog.HandlerOptions{Level: level})})
 }
 
 // journalHandler sends each record with journal.Send.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,8 @@ type Config struct {
 	Environment EnvironmentConfig `toml:"environment"`
 	// Servers sets how servers are run.
 	Servers ServersConfig `toml:"servers"`
+	// Metrics sets the optional Prometheus listener.
+	Metrics MetricsConfig `toml:"metrics"`
 	// SiteProperties are unit properties the admin sets on every server's unit, such as
 	// a site-wide BindReadOnlyPaths. Values are strings or lists of strings, written as
 	// in unit files. They are applied last, so they win over the hub's
@@ -46,6 +49,14 @@ type Config struct {
 	SiteProperties map[string]any `toml:"site_properties"`
 	// EnvDir is the root-only directory for the servers' environment files.
 	EnvDir string `toml:"env_dir"`
+}
+
+// MetricsConfig is the [metrics] table.
+type MetricsConfig struct {
+	// Listen is the TCP address, such as "127.0.0.1:9464", where the daemon serves
+	// Prometheus metrics on /metrics. Empty, the default, serves none. The metrics name
+	// every user with a server, so bind it where only the monitoring system can reach.
+	Listen string `toml:"listen"`
 }
 
 // ServersConfig is the [servers] table.
@@ -186,6 +197,11 @@ func (c *Config) finish() error {
 	}
 	if !filepath.IsAbs(c.EnvDir) || filepath.Clean(c.EnvDir) != c.EnvDir {
 		return fmt.Errorf("env_dir %q is invalid: it must be a clean absolute path", c.EnvDir)
+	}
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
+			return fmt.Errorf("metrics.listen %q is invalid: write host:port, such as \"127.0.0.1:9464\", or leave it empty to serve no metrics", c.Metrics.Listen)
+		}
 	}
 	if c.Servers.StopTimeout <= 0 {
 		return fmt.Errorf("servers.stop_timeout %s is invalid: give a positive duration such as \"30s\"", time.Duration(c.Servers.StopTimeout))

@@ -30,10 +30,12 @@ func TestLoadRejectsUnknownKey(t *testing.T) {
 
 func TestLoadRejectsBadValues(t *testing.T) {
 	cases := map[string]string{
-		"[socket]\nmode = \"rw\"\n":        `socket.mode "rw"`,
-		"[socket]\npath = \"relative\"\n":  `socket.path "relative"`,
-		"env_dir = \"/run/../tmp\"\n":      `env_dir "/run/../tmp"`,
-		"[accounts]\nmin_uid = \"many\"\n": "min_uid",
+		"[socket]\nmode = \"rw\"\n":            `socket.mode "rw"`,
+		"[socket]\npath = \"relative\"\n":      `socket.path "relative"`,
+		"env_dir = \"/run/../tmp\"\n":          `env_dir "/run/../tmp"`,
+		"[accounts]\nmin_uid = \"many\"\n":     "min_uid",
+		"[metrics]\nlisten = \"9464\"\n":       `metrics.listen "9464" is invalid: write host:port`,
+		"[metrics]\nlisten = \"localhost:\"\n": `metrics.listen "localhost:"`,
 	}
 	for text, want := range cases {
 		_, err := Load(writeConfig(t, text), true)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sdspawner/sdspawner/internal/account"
 	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/journal"
 	"github.com/sdspawner/sdspawner/internal/policy"
 	"github.com/sdspawner/sdspawner/internal/systemd"
 )
@@ -190,6 +191,7 @@ func newTestService(t testing.TB) (*Service, *fakeSystemd, string) {
 	sd := newFakeSystemd()
 	s := New(&cfg, sd, envs)
 	s.lookupUser = lookupTestAccount
+	s.tailJournal = testJournal.tail
 	plainDir := fakeFile{mode: fs.ModeDir | 0o755}
 	files := fakeFS{
 		"/": plainDir, "/usr": plainDir, "/usr/local": plainDir, "/usr/local/bin": plainDir, "/usr/bin": plainDir,
@@ -231,4 +233,20 @@ func listDir(t testing.TB, dir string) []string {
 // sdState returns the state of a running unit, as systemd reports it.
 func sdState(unit string) systemd.UnitState {
 	return systemd.UnitState{Name: unit, LoadState: "loaded", ActiveState: "active", SubState: "running", MainPID: 42}
+}
+
+// fakeJournal returns the same lines for every unit: what a Python server prints when
+// a module is missing.
+type fakeJournal struct{}
+
+var testJournal fakeJournal
+
+func (fakeJournal) tail(q journal.Query) ([]journal.Entry, error) {
+	return []journal.Entry{
+		{PID: 1, Message: "Started " + q.Unit + "."},
+		{PID: 4242, Message: "Traceback (most recent call last):"},
+		{PID: 4242, Message: `  File "<string>", line 1, in <module>`},
+		{PID: 4242, Message: "ModuleNotFoundError: No module named 'jupyterhub_missing'"},
+		{PID: 1, Message: q.Unit + ": Main process exited, code=exited, status=1/FAILURE"},
+	}, nil
 }

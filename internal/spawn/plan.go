@@ -46,6 +46,8 @@ type plan struct {
 	argv     []string
 	props    []systemd.Property
 	warnings []string
+	// ready is where the server will listen, nil to skip the readiness check.
+	ready *readyTarget
 }
 
 // validateName returns an error unless name is usable as a user or server name in
@@ -332,6 +334,9 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 		return plan{}, err
 	}
 	p.props = mergeProperties(mergeProperties(props, extra), site)
+	if p.ready, err = s.planReady(req.IP, req.Port, req.ReadyTimeout); err != nil {
+		return plan{}, err
+	}
 	return p, nil
 }
 

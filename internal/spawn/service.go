@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/sdspawner/sdspawner/internal/account"
+	"github.com/sdspawner/sdspawner/internal/cgroup"
 	"github.com/sdspawner/sdspawner/internal/envfile"
+	"github.com/sdspawner/sdspawner/internal/journal"
 	"github.com/sdspawner/sdspawner/internal/policy"
 	"github.com/sdspawner/sdspawner/internal/systemd"
 )
@@ -50,6 +52,13 @@ type entry struct {
 	state *systemd.UnitState
 	// endHandled is set once the daemon has cleaned up after the unit ended.
 	endHandled bool
+	// failure says why the unit's run failed, "" while it runs or after a clean exit.
+	failure string
+	// last and prev are the newest usage samples, for the recent CPU use and for
+	// noticing new OOM kills.
+	last, prev *sample
+	// oomSeen is the unit's OOM kill counter at the last read, nil before the first.
+	oomSeen *uint64
 }
 
 // Service starts, stops and reports users' servers.
@@ -58,10 +67,19 @@ type Service struct {
 	sd   Systemd
 	envs *envfile.Store
 
-	// lookupUser, stat and resolve are replaced in unit tests.
-	lookupUser func(name string) (account.Account, error)
-	stat       func(path string) (fs.FileInfo, error)
-	resolve    func(path string) (string, error)
+	// lookupUser, stat, resolve, tailJournal, dial and readUsage are replaced in
+	// unit tests.
+	lookupUser  func(name string) (account.Account, error)
+	stat        func(path string) (fs.FileInfo, error)
+	resolve     func(path string) (string, error)
+	tailJournal func(q journal.Query) ([]journal.Entry, error)
+	dial        func(ctx context.Context, addr string) error
+	readUsage   func(cgroupPath string) (cgroup.Usage, error)
+
+	// background is the daemon's lifetime, for work that outlives a request, such as
+	// the readiness check.
+	background context.Context
+	metrics    Metrics
 
 	mu sync.Mutex
 	// servers maps each known server to its unit.
@@ -72,21 +90,29 @@ type Service struct {
 	busy map[key]bool
 	// types caches systemd's D-Bus type of each service property.
 	types map[string]string
+	// progress holds the events of each server's latest start.
+	progress map[key]*progressLog
 }
 
 // New returns a Service that creates units through sd and writes environment files
 // into envs.
 func New(cfg *policy.Config, sd Systemd, envs *envfile.Store) *Service {
 	return &Service{
-		cfg:        cfg,
-		sd:         sd,
-		envs:       envs,
-		lookupUser: account.Lookup,
-		stat:       os.Stat,
-		resolve:    filepath.EvalSymlinks,
-		servers:    make(map[key]entry),
-		units:      make(map[string]key),
-		busy:       make(map[key]bool),
+		cfg:         cfg,
+		sd:          sd,
+		envs:        envs,
+		lookupUser:  account.Lookup,
+		stat:        os.Stat,
+		resolve:     filepath.EvalSymlinks,
+		tailJournal: journal.Tail,
+		dial:        dialPort,
+		readUsage:   noUsage,
+		background:  context.Background(),
+		metrics:     noMetrics{},
+		servers:     make(map[key]entry),
+		units:       make(map[string]key),
+		busy:        make(map[key]bool),
+		progress:    make(map[key]*progressLog),
 	}
 }
 
@@ -167,6 +193,13 @@ func (s *Service) release(k key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.busy, k)
+}
+
+// isBusy reports whether a start or stop of k is in progress.
+func (s *Service) isBusy(k key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.busy[k]
 }
 
 func (s *Service) lookup(k key) (entry, bool) {

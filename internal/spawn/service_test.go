@@ -166,8 +166,11 @@ func TestStartFailureCleansUp(t *testing.T) {
 	s, sd, dir := newTestService(t)
 	sd.startErr = systemd.ErrJobFailed
 	_, err := s.Start(context.Background(), startRequest("alice"))
-	if err == nil || !strings.Contains(err.Error(), "main process status 203") {
-		t.Fatalf("Start = %v, want the exit status in the error", err)
+	if err == nil || !strings.Contains(err.Error(), "exited with status 203") || !strings.Contains(err.Error(), "No module named 'jupyterhub_missing'") {
+		t.Fatalf("Start = %v, want the exit status and the log's last lines in the error", err)
+	}
+	if strings.Contains(err.Error(), "Main process exited") {
+		t.Errorf("Start = %v, want systemd's own messages left out of the log lines", err)
 	}
 	if len(sd.units) != 0 {
 		t.Errorf("units left: %v", sd.units)
@@ -278,6 +281,7 @@ func TestRecoverRebuildsIndex(t *testing.T) {
 
 	restarted := New(s.cfg, sd, s.envs)
 	restarted.lookupUser = lookupTestAccount
+	restarted.tailJournal = testJournal.tail
 	if err := restarted.Recover(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -22,9 +22,19 @@ func (s *Service) Start(ctx context.Context, req *api.StartRequest) (api.Status,
 	if err := s.claim(k, "start"); err != nil {
 		return api.Status{}, err
 	}
+	s.beginProgress(k, p.unit)
+	s.addEvent(k, p.unit, api.PhaseAccepted, 10, fmt.Sprintf("sdspawner accepted the start: unit %s as Unix user %s", p.unit, p.acct.Name))
 	st, err := s.startClaimed(ctx, k, p)
 	s.release(k)
-	if err == nil {
+	if err != nil {
+		s.addEvent(k, p.unit, api.PhaseFailed, 100, err.Error())
+	} else {
+		s.addEvent(k, p.unit, api.PhaseStarted, 40, fmt.Sprintf("Unit %s is %s (main PID %d)", p.unit, st.SubState, st.MainPID))
+		if p.ready != nil {
+			go s.waitReady(k, p.unit, p.ready)
+		} else {
+			s.addEvent(k, p.unit, api.PhaseReady, 100, fmt.Sprintf("Unit %s started; no port was given to check", p.unit))
+		}
 		// A server that ended while the start was in progress was left alone by the
 		// event handler, which skips busy servers; clean it up now.
 		if e, ok := s.lookup(k); ok && e.state != nil && ended(*e.state) {
@@ -48,7 +58,9 @@ func (s *Service) startClaimed(ctx context.Context, k key, p plan) (api.Status, 
 		return api.Status{}, err
 	}
 	props := append(p.props, systemd.PropEnvironmentFile(envPath))
-	s.remember(k, entry{unit: p.unit, acct: p.acct})
+	// The unit's cgroup is new, so every OOM kill it will count happens in this run.
+	var noKills uint64
+	s.remember(k, entry{unit: p.unit, acct: p.acct, oomSeen: &noKills})
 
 	// The common case, a free unit name, costs one D-Bus call. Only when the name is
 	// taken does the daemon look at the unit that has it.
@@ -139,8 +151,7 @@ func (s *Service) startFailure(ctx context.Context, unit string, err error) erro
 	if stateErr != nil {
 		return fmt.Errorf("start unit %s: %w", unit, err)
 	}
-	return fmt.Errorf("unit %s failed to start (result %s, main process status %d; see `journalctl -u %s`): %w",
-		unit, state.Result, state.ExecMainStatus, unit, err)
+	return fmt.Errorf("unit %s failed to start: %s: %w", unit, s.failureReason(context.WithoutCancel(ctx), unit, state), err)
 }
 
 // cleanup stops and resets unit and removes its environment file, logging what fails.

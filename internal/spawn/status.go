@@ -43,6 +43,7 @@ func (s *Service) status(ctx context.Context, k key) (api.Status, error) {
 		MainPID:     state.MainPID,
 		UnixUser:    e.acct.Name,
 		UID:         e.acct.UID,
+		Failure:     e.failure,
 	}
 	if !st.Exists {
 		st.ActiveState = "inactive"

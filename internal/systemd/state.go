@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -36,6 +37,20 @@ type UnitState struct {
 	FragmentPath string
 	// DropInPaths are the unit's drop-in files.
 	DropInPaths []string
+	// ControlGroup is the unit's cgroup path below the cgroup root, "" when the unit
+	// has no processes.
+	ControlGroup string
+	// InvocationID identifies one run of the unit; journal entries of that run carry
+	// it as _SYSTEMD_INVOCATION_ID.
+	InvocationID string
+	// MemoryMax is the memory limit in bytes; math.MaxUint64 means none.
+	MemoryMax uint64
+	// CPUQuotaPerSecUSec is the CPU time the unit may use per second of wall time,
+	// in microseconds; math.MaxUint64 means no quota.
+	CPUQuotaPerSecUSec uint64
+	// ActiveEnterTimestamp is when the unit last became active, in microseconds
+	// since the Unix epoch; 0 if never.
+	ActiveEnterTimestamp uint64
 }
 
 // Loaded reports whether systemd has the unit loaded.
@@ -109,6 +124,13 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 	if v, ok := props["ExecMainStatus"].Value().(int32); ok {
 		state.ExecMainStatus = v
 	}
+	stringProp(props, "ControlGroup", &state.ControlGroup)
+	if id, ok := props["InvocationID"].Value().([]byte); ok && len(id) > 0 {
+		state.InvocationID = hex.EncodeToString(id)
+	}
+	uint64Prop(props, "MemoryMax", &state.MemoryMax)
+	uint64Prop(props, "CPUQuotaPerSecUSec", &state.CPUQuotaPerSecUSec)
+	uint64Prop(props, "ActiveEnterTimestamp", &state.ActiveEnterTimestamp)
 	if fields, ok := props["LogExtraFields"].Value().([][]byte); ok {
 		for _, field := range fields {
 			state.LogExtraFields = append(state.LogExtraFields, string(field))
@@ -119,6 +141,12 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 
 func stringProp(props map[string]dbus.Variant, name string, out *string) {
 	if v, ok := props[name].Value().(string); ok {
+		*out = v
+	}
+}
+
+func uint64Prop(props map[string]dbus.Variant, name string, out *uint64) {
+	if v, ok := props[name].Value().(uint64); ok {
 		*out = v
 	}
 }

@@ -1,0 +1,59 @@
+package spawn
+
+import (
+	"context"
+	"time"
+
+	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/journal"
+)
+
+// followJournal is journal.Follow; replaced in unit tests.
+var followJournal = journal.Follow
+
+// Logs sends the last lines of the journal of user's server to emit, oldest first, and
+// with follow keeps sending new lines until ctx ends. The server is found by its
+// current unit, or by the unit of its latest start, so that the log of a server that
+// failed and was cleaned up can still be read.
+func (s *Service) Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(api.LogEntry) error) error {
+	k := key{user: user, server: server}
+	unit := ""
+	if e, ok := s.lookup(k); ok {
+		unit = e.unit
+	} else {
+		s.mu.Lock()
+		if log, ok := s.progress[k]; ok {
+			unit = log.unit
+		}
+		s.mu.Unlock()
+	}
+	if unit == "" {
+		return newError(KindNotFound, "no server %q of user %q is known to sdspawner since it started; if the unit name is known, use journalctl -u UNIT", server, user)
+	}
+	if lines < 1 || lines > journal.MaxLines {
+		return invalidf("lines %d is out of range: expected 1 to %d", lines, journal.MaxLines)
+	}
+	q := journal.Query{Unit: unit, Lines: lines}
+	send := func(entry journal.Entry) error {
+		return emit(api.LogEntry{
+			Time:       entry.Time.Format(time.RFC3339Nano),
+			Priority:   entry.Priority,
+			Identifier: entry.Identifier,
+			PID:        entry.PID,
+			Message:    entry.Message,
+		})
+	}
+	if follow {
+		return followJournal(ctx, q, send)
+	}
+	entries, err := s.tailJournal(q)
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		if err := send(entry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
