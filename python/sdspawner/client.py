@@ -54,6 +54,30 @@ class ServerStatus(_RequiredStatusFields, total=False):
     warnings: list[str]
 
 
+class ProgressEvent(TypedDict):
+    """One step of a server's start, as the daemon reports it.
+
+    `phase` is "accepted", "started", "waiting", "ready", "failed", "stopped" or
+    "timeout"; the last four end the start.
+    """
+
+    seq: int
+    time: str
+    phase: str
+    progress: int
+    message: str
+
+
+class EventsResponse(TypedDict):
+    """The progress events of a server's latest start after a given one."""
+
+    user: str
+    server: str
+    unit: str
+    events: list[ProgressEvent]
+    done: bool
+
+
 class SdspawnerError(HTTPError):
     """Base class of the errors raised while talking to the sdspawner daemon.
 
@@ -188,6 +212,27 @@ class DaemonClient:
             "GET", "/servers/status", params={"user": user, "server": server}
         )
         return _check_status(response, "GET /v1/servers/status")
+
+    async def server_events(
+        self, user: str, server: str, after: int, wait: float
+    ) -> EventsResponse:
+        """Fetch the progress events of the latest start of a server after event `after`.
+
+        When there are none yet, the daemon waits up to `wait` seconds for one.
+        """
+        response = await self.request(
+            "GET",
+            "/servers/events",
+            params={"user": user, "server": server, "after": str(after), "wait": f"{wait:g}"},
+            timeout=wait + self.timeout,
+        )
+        events = response.get("events")
+        if not isinstance(events, list) or not isinstance(response.get("done"), bool):
+            raise SdspawnerError(
+                "GET /v1/servers/events to the sdspawner daemon returned a body without"
+                f" events and done: {_shorten(repr(response))}"
+            )
+        return response  # type: ignore[return-value]
 
     async def stop_server(
         self, user: str, server: str, now: bool, timeout: float | None = None

@@ -7,7 +7,9 @@ no user database lookups. It only has to be allowed to connect to the daemon's s
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from jupyterhub.spawner import Spawner
@@ -43,7 +45,11 @@ _ALLOWED_PREFIXES_HELP = (
 
 
 class ServerNotRunningError(SdspawnerError):
-    """The daemon finished the start job, but the server's unit is not running."""
+    """The server's unit is not running after its start, or ended before it listened.
+
+    The message says how its process ended and quotes the last lines of its log, such as
+    a Python traceback, so that the user sees the reason on the spawn-pending page.
+    """
 
 
 class SystemdSpawner(Spawner):
@@ -90,6 +96,23 @@ class SystemdSpawner(Spawner):
         `TimeoutStopSec`.
         """,
     ).tag(config=True, example="300.0")
+
+    wait_until_listening = Bool(
+        True,
+        help="""
+        Whether a start waits until the server accepts connections on its port.
+
+        The daemon checks the port itself and reports each step (start accepted, unit
+        running, waiting for the port, listening) as a progress event on the hub's
+        spawn-pending page. When the server's process exits before it listens, the
+        start fails at once with the exit status and the last lines of the server's
+        log, such as a Python traceback, instead of a timeout after
+        `Spawner.http_timeout`. The wait is bounded by `Spawner.start_timeout`.
+
+        Set it to False for a server that does not listen on `Spawner.port` itself;
+        JupyterHub then checks the server over HTTP as usual.
+        """,
+    ).tag(config=True, example="False")
 
     # The option names and defaults from here on follow upstream jupyterhub-systemdspawner,
     # so that an existing jupyterhub_config.py keeps working with only spawner_class changed.
@@ -362,6 +385,10 @@ class SystemdSpawner(Spawner):
                 name: list(value) if isinstance(value, list) else value
                 for name, value in self.unit_extra_properties.items()
             },
+            "ip": self.ip,
+            # Port 0 tells the daemon not to check readiness.
+            "port": self.port if self.wait_until_listening else 0,
+            "ready_timeout": float(self.start_timeout),
         }
 
     async def start(self) -> tuple[str, int]:
@@ -377,7 +404,12 @@ class SystemdSpawner(Spawner):
             self.port,
             self.socket_path,
         )
-        status = await self.daemon.start_server(body)
+        self._progress_started = asyncio.Event()
+        try:
+            status = await self.daemon.start_server(body)
+        finally:
+            # Once the daemon has answered, its events are about this start.
+            self._progress_started.set()
         self.unit_name = status["unit"]
 
         if status["active_state"] not in RUNNING_STATES:
@@ -402,7 +434,69 @@ class SystemdSpawner(Spawner):
                 self._log_name,
                 warning,
             )
+        if self.wait_until_listening:
+            await self._wait_until_listening()
         return (self.ip or "127.0.0.1", self.port)
+
+    # Set by start() once the daemon has answered its start request; progress() waits
+    # for it, because until then the daemon's events are those of an earlier start.
+    _progress_started: asyncio.Event | None = None
+
+    # Longest wait of one events request, in seconds.
+    _EVENTS_WAIT = 30.0
+
+    async def _wait_until_listening(self) -> None:
+        """Wait for the daemon's readiness check, raising if the server failed it."""
+        after = 0
+        while True:
+            try:
+                response = await self.daemon.server_events(
+                    self.user.name, self.name, after, self._EVENTS_WAIT
+                )
+            except DaemonError as exc:
+                if exc.code != "not_found":
+                    raise
+                # The daemon restarted since the start and lost its events; JupyterHub's
+                # own HTTP check still finds out whether the server came up.
+                self.log.warning(
+                    "sdspawner daemon has no progress for %s (%s); leaving the check to the hub",
+                    self._log_name,
+                    exc.error,
+                )
+                return
+            for event in response["events"]:
+                after = event["seq"]
+                phase = event["phase"]
+                if phase == "ready":
+                    self.log.info("Server of %s is ready: %s", self._log_name, event["message"])
+                    return
+                if phase in ("failed", "stopped", "timeout"):
+                    raise ServerNotRunningError(
+                        f"The server of {self._log_name} did not start. {event['message']}",
+                    )
+            if response["done"]:
+                return
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield the daemon's events of the current start for the spawn-pending page."""
+        started = self._progress_started
+        if started is None:
+            return
+        await started.wait()
+        after = 0
+        while True:
+            try:
+                response = await self.daemon.server_events(
+                    self.user.name, self.name, after, self._EVENTS_WAIT
+                )
+            except SdspawnerError as exc:
+                self.log.debug("No progress events for %s: %s", self._log_name, exc)
+                return
+            for event in response["events"]:
+                after = event["seq"]
+                yield {"progress": event["progress"], "message": event["message"]}
+            if response["done"]:
+                return
 
     async def poll(self) -> int | None:
         """Return None while the server's unit runs, else its exit status (0 if unknown).

@@ -69,6 +69,33 @@ def status_body(
     }
 
 
+# The phases of a start that ends with the server listening, as the daemon reports them.
+READY_PHASES = [("accepted", 10), ("started", 40), ("waiting", 70), ("ready", 100)]
+
+
+def events_body(
+    phases: list[tuple[str, int]], after: int = 0, message: str = "", done: bool = True
+) -> dict[str, Any]:
+    """Body of GET /v1/servers/events with the events after `after` of `phases`."""
+    events = [
+        {
+            "seq": seq,
+            "time": "2026-12-04T10:00:00Z",
+            "phase": phase,
+            "progress": progress,
+            "message": message or f"phase {phase}",
+        }
+        for seq, (phase, progress) in enumerate(phases, start=1)
+    ]
+    return {
+        "user": "alice",
+        "server": "",
+        "unit": "jupyter-alice-singleuser.service",
+        "events": events[after:],
+        "done": done,
+    }
+
+
 @dataclass
 class FakeDaemon:
     """An HTTP server on a Unix socket that records requests and replies as configured.
@@ -109,6 +136,8 @@ def _default_response(request: RecordedRequest) -> FakeResponse:
         return FakeResponse(200, status_body("active"))
     if request.path == "/v1/servers/stop":
         return FakeResponse(200, status_body("inactive"))
+    if request.path == "/v1/servers/events":
+        return FakeResponse(200, events_body(READY_PHASES, after=int(request.query["after"][0])))
     return FakeResponse(404, {"error": f"no route {request.path}", "code": "not_found"})
 
 

@@ -39,12 +39,17 @@ START_FIELDS = {
     "dynamic_users",
     "slice",
     "unit_extra_properties",
+    "ip",
+    "port",
+    "ready_timeout",
 }
 
 
 def only_request(fake: FakeDaemon) -> RecordedRequest:
-    assert len(fake.requests) == 1, fake.requests
-    return fake.requests[0]
+    """The one request other than the progress events that start() waits on."""
+    requests = [r for r in fake.requests if r.path != "/v1/servers/events"]
+    assert len(requests) == 1, fake.requests
+    return requests[0]
 
 
 def admin_config() -> Config:
