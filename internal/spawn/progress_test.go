@@ -115,6 +115,31 @@ func TestProgressReportsExitBeforeReady(t *testing.T) {
 	}
 }
 
+// After the hub stops a server whose start failed, ps still lists it with the reason.
+func TestListKeepsFailedStartAfterStop(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	sd.startErr = systemd.ErrJobFailed
+	if _, err := s.Start(context.Background(), startRequest("alice")); err == nil {
+		t.Fatal("start succeeded")
+	}
+	if _, err := s.Stop(context.Background(), "alice", "", false); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := s.List(context.Background())
+	if err != nil || len(infos) != 1 || infos[0].ActiveState != "failed" || !strings.Contains(infos[0].Failure, "jupyterhub_missing") {
+		t.Fatalf("List = %+v, %v, want alice's failed start with its reason", infos, err)
+	}
+	// A new start replaces the record.
+	sd.startErr = nil
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	infos, _ = s.List(context.Background())
+	if len(infos) != 1 || infos[0].ActiveState != "active" || infos[0].Failure != "" {
+		t.Fatalf("List after a new start = %+v", infos)
+	}
+}
+
 func TestProgressStopBeforeReady(t *testing.T) {
 	s, _, _ := newTestService(t)
 	s.dial = func(context.Context, string) error { return errors.New("connection refused") }

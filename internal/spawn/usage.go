@@ -191,5 +191,33 @@ func (s *Service) List(ctx context.Context) ([]api.ServerInfo, error) {
 		}
 		infos = append(infos, info)
 	}
-	return infos, nil
+	return append(infos, s.failedStarts()...), nil
+}
+
+// failedStarts lists the servers that the daemon no longer tracks and whose latest
+// start failed, with the reason. The hub stops a server whose start failed, which
+// removes it from the index, but the admin still asks why it failed.
+func (s *Service) failedStarts() []api.ServerInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var infos []api.ServerInfo
+	for k, log := range s.progress {
+		if _, tracked := s.servers[k]; tracked || len(log.events) == 0 {
+			continue
+		}
+		last := log.events[len(log.events)-1]
+		if last.Phase != api.PhaseFailed && last.Phase != api.PhaseTimeout {
+			continue
+		}
+		infos = append(infos, api.ServerInfo{Status: api.Status{
+			User: k.user, Server: k.server, Unit: log.unit, ActiveState: "failed", Failure: last.Message,
+		}})
+	}
+	sort.Slice(infos, func(i, j int) bool {
+		if infos[i].User != infos[j].User {
+			return infos[i].User < infos[j].User
+		}
+		return infos[i].Server < infos[j].Server
+	})
+	return infos
 }

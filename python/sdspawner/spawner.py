@@ -413,6 +413,10 @@ class SystemdSpawner(Spawner):
         self.unit_name = status["unit"]
 
         if status["active_state"] not in RUNNING_STATES:
+            if self.wait_until_listening:
+                # The daemon's readiness check reports why the server ended, with the
+                # last lines of its log.
+                await self._wait_until_listening()
             raise ServerNotRunningError(
                 f"unit {status['unit']} of {self._log_name} is not running after its"
                 f" start job: {_describe_state(status)}. See `journalctl -u"

@@ -147,3 +147,13 @@ async def test_progress_waits_for_start_answer(fake_daemon: FakeDaemon) -> None:
         i for i, r in enumerate(fake_daemon.requests) if r.path == "/v1/servers/start"
     )
     assert first_start < first_events
+
+
+async def test_start_of_unit_ended_at_once_gives_reason(fake_daemon: FakeDaemon) -> None:
+    """A server that exits before the start's answer: the reason still comes from the log."""
+    fake_daemon.respond("POST", "/v1/servers/start", 200, status_body("failed", exit_status=1))
+    phases = [*READY_PHASES[:3], ("failed", 100)]
+    fake_daemon.respond("GET", EVENTS_PATH, 200, events_body(phases, message=TRACEBACK))
+    spawner = make_spawner(fake_daemon.socket_path, port=9876)
+    with pytest.raises(ServerNotRunningError, match="jupyterhub_missing"):
+        await spawner.start()

@@ -181,6 +181,13 @@ def measure_mem_limit() -> dict[str, Any]:
 
     after = server_status("alice")
     events = server_events(unit)
+    # What an admin sees: `sdspawner ps` reads the kill from the cgroup's memory.events,
+    # and the daemon logs it with the user's name the first time it reads it.
+    listed = json.loads(run(str(src / "bin" / "sdspawner"), "ps", "--json"))["servers"]
+    ps_alice = next(server for server in listed if server["user"] == "alice")
+    oom_log = run(
+        "journalctl", "--unit=sdspawner", "--no-pager", "--output=cat", "SDSPAWNER_USER=alice"
+    )
     allocated = [int(event.split()[1]) for event in events if event.startswith("allocated ")]
     processes = [int(pid) for pid in (cgroup / "cgroup.procs").read_text().split()]
     return {
@@ -196,6 +203,14 @@ def measure_mem_limit() -> dict[str, Any]:
         "main_pid_in_cgroup": started["main_pid"] in processes,
         "active_state": after["active_state"],
         "sub_state": after["sub_state"],
+        "ps_memory_limit_bytes": ps_alice["memory_limit_bytes"],
+        "ps_memory_bytes": ps_alice["memory_bytes"],
+        "ps_oom_kills": ps_alice["oom_kills"],
+        "ps_tasks": ps_alice["tasks"],
+        "ps_cpu_seconds": ps_alice["cpu_seconds"],
+        "oom_logged": [
+            line for line in oom_log.splitlines() if "more memory than its limit" in line
+        ],
     }
 
 

@@ -119,6 +119,24 @@ def test_mem_limit_kills_worker_only(bed_run: BedRun) -> None:
     assert m["main_pid_in_cgroup"]
 
 
+def test_ps_and_log_show_oom_kill(bed_run: BedRun) -> None:
+    """`sdspawner ps` reports the cgroup's usage and OOM kills; the daemon logs the kill."""
+    m = bed_run.measurement("mem_limit")
+    print(
+        f"ps: memory {m['ps_memory_bytes']} of {m['ps_memory_limit_bytes']} bytes, "
+        f"oom_kills {m['ps_oom_kills']}, tasks {m['ps_tasks']}, cpu {m['ps_cpu_seconds']} s; "
+        f"daemon log: {m['oom_logged']}"
+    )
+    assert m["ps_memory_limit_bytes"] == m["mem_limit_bytes"]
+    assert 0 < m["ps_memory_bytes"] <= m["mem_limit_bytes"]
+    assert m["ps_oom_kills"] == m["oom_kill"]
+    assert m["ps_tasks"] >= 1
+    assert m["ps_cpu_seconds"] > 0
+    # One line per sample that saw new kills: usually one, and never none.
+    assert m["oom_logged"]
+    assert 'user="alice"' in m["oom_logged"][0]
+
+
 def test_cpu_limit_half_cpu(bed_run: BedRun) -> None:
     m = bed_run.measurement("cpu_limit")
     baseline = bed_run.measurements.get("cpu_baseline", {})
