@@ -60,8 +60,8 @@ type Status struct {
 	ExitStatus *int32 `json:"exit_status"`
 	UnixUser   string `json:"unix_user"`
 	UID        uint32 `json:"uid"`
-	// Failure says why the server's last run failed: its exit status and the last
-	// lines of its log. Empty while it runs and after a clean exit.
+	// Failure is the reason the server's last run failed: its exit status and the
+	// last lines of its log. It is empty while the server runs and after a clean exit.
 	Failure string `json:"failure,omitempty"`
 	// Warnings are problems that did not stop the request, for the hub's log.
 	Warnings []string `json:"warnings,omitempty"`

@@ -20,6 +20,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	servers, err := s.backend.List(r.Context())
 	if err != nil {
 		code, status := s.errorKind(err)
+		s.audit(r, slog.LevelWarn, "list", "", "", "", "reject", err.Error())
 		writeError(w, status, code, err.Error())
 		return
 	}
@@ -46,18 +47,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp, err := s.backend.Events(r.Context(), query.Get("user"), query.Get("server"), after, time.Duration(wait*float64(time.Second)))
+	user, server := query.Get("user"), query.Get("server")
+	resp, err := s.backend.Events(r.Context(), user, server, after, time.Duration(wait*float64(time.Second)))
 	if err != nil {
 		code, status := s.errorKind(err)
+		if status != http.StatusNotFound {
+			s.audit(r, slog.LevelWarn, "events", user, server, "", "reject", err.Error())
+		}
 		writeError(w, status, code, err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// handleLogs streams journal lines as JSON, one object per line
-// (application/x-ndjson). An error found before the first line is an ordinary error
-// response; one found later ends the stream with an object that has an "error" field.
+// handleLogs streams journal lines as JSON, one object per line (application/x-ndjson).
+// An error found before the first line is an ordinary error response. An error found
+// later ends the stream with an object that has an "error" field.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query()
 	if !query.Has("user") {
@@ -77,6 +82,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	user, server := query.Get("user"), query.Get("server")
+
 	controller := http.NewResponseController(w)
 	if follow {
 		// A followed log stays open as long as the admin watches it.
@@ -84,6 +90,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 			slog.Debug("clearing the write deadline of a followed log failed", "err", err)
 		}
 	}
+
 	started := false
 	encoder := json.NewEncoder(w)
 	err := s.backend.Logs(r.Context(), user, server, lines, follow, func(entry LogEntry) error {
@@ -105,6 +112,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		started = true
 	}
+
 	s.audit(r, slog.LevelInfo, "logs", user, server, "", decision(err), errText(err))
 	if err == nil || errors.Is(err, r.Context().Err()) {
 		return

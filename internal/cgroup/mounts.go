@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Layout says where the cgroup hierarchies that hold usage counters are mounted.
+// Layout is the set of mount points of the cgroup hierarchies that contain usage counters.
 type Layout struct {
 	// Unified is the mount point of the cgroup2 hierarchy, "" if none is mounted.
 	Unified string

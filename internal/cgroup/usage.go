@@ -10,9 +10,9 @@ import (
 	"strings"
 )
 
-// Usage is what the kernel has accounted to one cgroup. A nil field is a counter that
-// this machine's cgroup layout does not provide, for example memory in a container
-// whose memory controller is not delegated.
+// Usage is the resource use that the kernel has accounted to one cgroup. A nil field is
+// a counter that this machine's cgroup layout does not provide, for example memory in a
+// container whose memory controller is not delegated.
 type Usage struct {
 	// MemoryBytes is the memory in use, page cache included, as the limit counts it.
 	MemoryBytes *uint64
@@ -26,8 +26,8 @@ type Usage struct {
 }
 
 // Read returns the usage of the cgroup at path, as systemd's ControlGroup property
-// names it (for example "/system.slice/jupyter-alice.service"). It fails only when
-// path is not a cgroup path; counters that cannot be read are left nil.
+// names it (for example "/system.slice/jupyter-alice.service"). It fails only when path
+// is not absolute and clean. Counters that cannot be read are left nil.
 func (l Layout) Read(path string) (Usage, error) {
 	if !strings.HasPrefix(path, "/") || strings.Contains(path, "/../") || strings.HasSuffix(path, "/..") {
 		return Usage{}, fmt.Errorf("cgroup path %q is not absolute and clean", path)

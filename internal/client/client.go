@@ -74,7 +74,7 @@ func (c *Client) Start(ctx context.Context, req *api.StartRequest) (api.Status, 
 	return out, c.do(ctx, http.MethodPost, "/v1/servers/start", req, &out)
 }
 
-// List returns every server the daemon knows, with its usage.
+// List returns every server in the daemon's index, with its usage.
 func (c *Client) List(ctx context.Context) (api.ServerList, error) {
 	var out api.ServerList
 	return out, c.do(ctx, http.MethodGet, "/v1/servers", nil, &out)

@@ -117,9 +117,9 @@ func open(q Query) (*sdjournal.Journal, error) {
 	return j, nil
 }
 
-// addMatches selects the unit's own output, and systemd's messages about the unit
-// (started, failed, killed for memory), which come from PID 1 and name the unit in the
-// UNIT field; journalctl -u selects the same two groups.
+// addMatches selects the unit's own output and systemd's messages about the unit
+// (started, failed, killed for memory). systemd's messages come from PID 1 and name the
+// unit in the UNIT field. journalctl -u selects the same two groups.
 func addMatches(j *sdjournal.Journal, q Query) error {
 	matches := []string{"_SYSTEMD_UNIT=" + q.Unit}
 	if q.InvocationID != "" {

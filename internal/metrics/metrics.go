@@ -54,12 +54,12 @@ func New(lister Lister) *Metrics {
 	return m
 }
 
-// Registry is where the daemon's collectors are registered, for the HTTP handler.
+// Registry returns the registry of the daemon's collectors, for the HTTP handler.
 func (m *Metrics) Registry() *prometheus.Registry {
 	return m.registry
 }
 
-// ObserveRequest counts one answered API request, and records the time of a
+// ObserveRequest counts one completed API request, and records the duration of a
 // successful start.
 func (m *Metrics) ObserveRequest(action, result string, elapsed time.Duration) {
 	m.requests.WithLabelValues(action, result).Inc()

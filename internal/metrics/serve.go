@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Serve answers GET /metrics on address until ctx ends. The metrics name every user
+// Serve serves GET /metrics on address until ctx ends. The metrics name every user
 // with a server, so address should be reachable only by the monitoring system.
 func (m *Metrics) Serve(ctx context.Context, address string) error {
 	listener, err := net.Listen("tcp", address)

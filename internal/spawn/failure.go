@@ -20,7 +20,7 @@ const (
 	journalSettleDelay  = 150 * time.Millisecond
 )
 
-// failureReason says why unit, now in state, ended: how its main process ended, and
+// failureReason describes why unit, now in state, ended: how its main process ended, and
 // the last lines its processes logged in this run.
 func (s *Service) failureReason(ctx context.Context, unit string, state systemd.UnitState) string {
 	var b strings.Builder
@@ -47,7 +47,7 @@ func (s *Service) failureReason(ctx context.Context, unit string, state systemd.
 	return text
 }
 
-// describeEnd says how the main process of a unit in state ended, the way a shell
+// describeEnd describes how the main process of a unit in state ended, the way a shell
 // would: an exit status, or the signal that killed it.
 func describeEnd(state systemd.UnitState) string {
 	var text string

@@ -24,7 +24,7 @@ const (
 	readyMaxDelay   = 250 * time.Millisecond
 )
 
-// readyTarget is where a started server is expected to listen.
+// readyTarget is the address a started server is expected to listen on, and how long to wait.
 type readyTarget struct {
 	addr    string
 	timeout time.Duration

@@ -127,7 +127,7 @@ func (s *Service) sampleServer(k key) (cgroup.Usage, *sample, bool) {
 	return usage, base, true
 }
 
-// List returns every server the daemon knows, sorted by user and server name, with
+// List returns every server in the daemon's index, sorted by user and server name, with
 // its usage read now from its cgroup.
 func (s *Service) List(ctx context.Context) ([]api.ServerInfo, error) {
 	s.mu.Lock()
@@ -196,7 +196,7 @@ func (s *Service) List(ctx context.Context) ([]api.ServerInfo, error) {
 
 // failedStarts lists the servers that the daemon no longer tracks and whose latest
 // start failed, with the reason. The hub stops a server whose start failed, which
-// removes it from the index, but the admin still asks why it failed.
+// removes it from the index, but the admin still needs the reason.
 func (s *Service) failedStarts() []api.ServerInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -47,7 +47,7 @@ _ALLOWED_PREFIXES_HELP = (
 class ServerNotRunningError(SdspawnerError):
     """The server's unit is not running after its start, or ended before it listened.
 
-    The message says how its process ended and quotes the last lines of its log, such as
+    The message describes how its process ended and quotes the last lines of its log, such as
     a Python traceback, so that the user sees the reason on the spawn-pending page.
     """
 
@@ -386,7 +386,7 @@ class SystemdSpawner(Spawner):
                 for name, value in self.unit_extra_properties.items()
             },
             "ip": self.ip,
-            # Port 0 tells the daemon not to check readiness.
+            # With port 0 the daemon skips the readiness check.
             "port": self.port if self.wait_until_listening else 0,
             "ready_timeout": float(self.start_timeout),
         }
@@ -408,7 +408,7 @@ class SystemdSpawner(Spawner):
         try:
             status = await self.daemon.start_server(body)
         finally:
-            # Once the daemon has answered, its events are about this start.
+            # Once the daemon has responded, its events are about this start.
             self._progress_started.set()
         self.unit_name = status["unit"]
 
@@ -442,11 +442,11 @@ class SystemdSpawner(Spawner):
             await self._wait_until_listening()
         return (self.ip or "127.0.0.1", self.port)
 
-    # Set by start() once the daemon has answered its start request; progress() waits
+    # Set by start() once the daemon has responded to its start request. progress() waits
     # for it, because until then the daemon's events are those of an earlier start.
     _progress_started: asyncio.Event | None = None
 
-    # Longest wait of one events request, in seconds.
+    # Maximum wait of one events request, in seconds.
     _EVENTS_WAIT = 30.0
 
     async def _wait_until_listening(self) -> None:

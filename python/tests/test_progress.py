@@ -49,7 +49,7 @@ async def test_start_sends_readiness_fields(fake_daemon: FakeDaemon) -> None:
 
 
 async def test_start_waits_across_event_requests(fake_daemon: FakeDaemon) -> None:
-    """Events arrive in several answers; each request asks for those after the last seen."""
+    """Events arrive in several responses, and each request is for those after the last seen."""
 
     def respond(request: RecordedRequest) -> FakeResponse:
         after = int(request.query["after"][0])
@@ -150,7 +150,7 @@ async def test_progress_waits_for_start_answer(fake_daemon: FakeDaemon) -> None:
 
 
 async def test_start_of_unit_ended_at_once_gives_reason(fake_daemon: FakeDaemon) -> None:
-    """A server that exits before the start's answer: the reason still comes from the log."""
+    """A server that exits before the start's response: the reason still comes from the log."""
     fake_daemon.respond("POST", "/v1/servers/start", 200, status_body("failed", exit_status=1))
     phases = [*READY_PHASES[:3], ("failed", 100)]
     fake_daemon.respond("GET", EVENTS_PATH, 200, events_body(phases, message=TRACEBACK))

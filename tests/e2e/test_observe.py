@@ -57,7 +57,7 @@ def alice_events(hub: Hub, metrics_port: int) -> Iterator[list[dict[str, Any]]]:
     # The server waits before it starts listening, so that the progress stream opens
     # while the daemon still waits for the port and every event is sent.
     slow_start = ["/bin/sh", "-c", 'sleep 3; exec jupyterhub-singleuser "$@"', "sh"]
-    # slow_spawn_timeout 0 makes the hub answer the start request at once, instead of
+    # slow_spawn_timeout 0 makes the hub respond to the start request at once, instead of
     # waiting up to 10 seconds for the spawn to finish.
     hub.reconfigure(
         SPAWNER_CONFIG + f"c.Spawner.cmd = {slow_start!r}\n",
