@@ -19,18 +19,6 @@ type Layout struct {
 	V1 map[string]string
 }
 
-// Mode names the layout the way systemd does: "unified", "hybrid" or "legacy".
-func (l Layout) Mode() string {
-	switch {
-	case l.Unified != "" && len(l.V1) == 0:
-		return "unified"
-	case l.Unified != "":
-		return "hybrid"
-	default:
-		return "legacy"
-	}
-}
-
 // DetectLayout reads this process's mount table to find the cgroup hierarchies.
 func DetectLayout() (Layout, error) {
 	f, err := os.Open("/proc/self/mountinfo")

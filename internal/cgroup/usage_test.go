@@ -64,9 +64,6 @@ func TestReadLegacy(t *testing.T) {
 	if value(u.MemoryBytes) != uint64(4096) || value(u.CPUUsec) != uint64(1500000) || value(u.Tasks) != uint64(3) || value(u.OOMKills) != uint64(3) {
 		t.Errorf("usage = mem %v cpu %v tasks %v oom %v", value(u.MemoryBytes), value(u.CPUUsec), value(u.Tasks), value(u.OOMKills))
 	}
-	if layout.Mode() != "hybrid" {
-		t.Errorf("Mode() = %q, want hybrid", layout.Mode())
-	}
 }
 
 // A container whose controllers are not delegated has no files for the unit: every
@@ -110,9 +107,6 @@ func TestParseMountInfo(t *testing.T) {
 		if layout.V1[controller] != mount {
 			t.Errorf("V1[%s] = %q, want %q", controller, layout.V1[controller], mount)
 		}
-	}
-	if layout.Mode() != "hybrid" {
-		t.Errorf("Mode() = %q", layout.Mode())
 	}
 	if got := unescapeMount(`/mnt/with\040space`); got != "/mnt/with space" {
 		t.Errorf("unescapeMount = %q", got)

@@ -278,6 +278,23 @@ HOSTILE = [
         400,
         "must not contain '/' or be '.' or '..'",
     ),
+    # The readiness check connects only to this machine, so that the root daemon cannot
+    # be used to probe other hosts or the cloud's metadata address.
+    (
+        "readiness on metadata address",
+        base_request(ip="169.254.169.254", port=80),
+        400,
+        'ip "169.254.169.254" is not an address of this machine',
+    ),
+    ("readiness on host name", base_request(ip="example.org", port=80), 400, "not an IP address"),
+    ("readiness port too large", base_request(port=70000), 400, "port 70000 is out of range"),
+    ("readiness port negative", base_request(port=-1), 400, "port -1 is out of range"),
+    (
+        "readiness timeout too long",
+        base_request(port=8888, ready_timeout=1e9),
+        400,
+        "ready_timeout 1e+09 is out of range",
+    ),
 ]
 
 
@@ -310,6 +327,35 @@ def test_malformed_bodies_rejected(daemon: Bed, body: str, status: int, reason: 
     code, response = call(daemon, "POST", "/v1/servers/start", body)
     assert code == status, response
     assert reason in response["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/v1/servers/events?user=alice&after=-1", 'after "-1" is not an integer'),
+        ("/v1/servers/events?user=alice&wait=1e9", 'wait "1e9" is not a number of seconds'),
+        ("/v1/servers/events?server=x", "query parameter user is missing"),
+        ("/v1/servers/logs?user=alice&lines=100000", 'lines "100000" is not an integer'),
+        ("/v1/servers/logs?user=alice&follow=sometimes", 'follow "sometimes"'),
+        ("/v1/servers/logs?user=alice%0Aroot", "no server"),
+    ],
+)
+def test_hostile_queries_rejected(daemon: Bed, path: str, reason: str) -> None:
+    code, response = call(daemon, "GET", path)
+    assert code in (400, 404), response
+    assert reason in response["error"]
+
+
+def test_read_endpoints_reject_other_users(daemon: Bed) -> None:
+    """With the socket's mode opened up, alice still cannot list servers or read logs."""
+    daemon.run(["chmod", "0666", SOCKET])
+    try:
+        for path in ("/v1/servers", "/v1/servers/logs?user=bob", "/v1/servers/events?user=bob"):
+            code, response = call(daemon, "GET", path, user="alice")
+            assert code == 403, (path, response)
+            assert "is not allowed to use sdspawner" in response["error"]
+    finally:
+        daemon.run(["chmod", "0660", SOCKET])
 
 
 def test_oversized_body_rejected(daemon: Bed) -> None:
