@@ -193,26 +193,58 @@ func daemonRSS(pid int) (float64, error) {
 }
 
 func main() {
+	mode := flag.String("mode", "compare", "what to run: compare (the three methods side by side), "+
+		"memory (RSS and status cost with many units, in a fresh daemon) or profile (CPU profiles of starts)")
 	n := flag.Int("n", 200, "units per sequential and burst run")
-	pollUnits := flag.Int("poll-units", 1000, "units running during the poll measurement")
+	pollUnits := flag.Int("poll-units", 1000, "units running during the memory run's poll measurement")
 	polls := flag.Int("polls", 2000, "status requests in the poll measurement")
 	socket := flag.String("socket", "/run/sdspawner/sdspawner.sock", "the daemon's socket")
 	daemonPID := flag.Int("daemon-pid", 0, "pid of sdspawner serve, for its RSS")
+	pprofSocket := flag.String("pprof-socket", "", "the daemon's profiling socket (serve --pprof-socket); profiles are skipped when empty")
+	profileDir := flag.String("profile-dir", ".", "directory for the profiles")
 	flag.Parse()
-	if err := bench(*n, *pollUnits, *polls, *socket, *daemonPID); err != nil {
+
+	ctx := context.Background()
+	c := client.New(*socket)
+	var profiles *profiler
+	if *pprofSocket != "" {
+		profiles = newProfiler(*pprofSocket, *profileDir)
+	}
+	var err error
+	switch *mode {
+	case "compare":
+		err = compare(ctx, c, *n)
+	case "memory":
+		err = memory(ctx, c, profiles, *pollUnits, *polls, *daemonPID)
+	case "profile":
+		if profiles == nil {
+			err = fmt.Errorf("-mode=profile needs -pprof-socket")
+			break
+		}
+		err = profileStarts(ctx, c, profiles, *n)
+	default:
+		err = fmt.Errorf("unknown -mode %q: use compare, memory or profile", *mode)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sdbench:", err)
 		os.Exit(1)
 	}
 }
 
-func bench(n, pollUnits, polls int, socket string, daemonPID int) error {
-	ctx := context.Background()
+func writeReport(report map[string]any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report)
+}
+
+// compare starts, polls and stops n units with each method, one after the other and
+// then all at once.
+func compare(ctx context.Context, c *client.Client, n int) error {
 	conn, err := systemd.Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	c := client.New(socket)
 	envFile := "/run/sdbench.env"
 	if err := os.WriteFile(envFile, []byte("JUPYTERHUB_API_TOKEN=\"benchmark-token\"\n"), 0o600); err != nil {
 		return err
@@ -243,22 +275,38 @@ func bench(n, pollUnits, polls int, socket string, daemonPID int) error {
 			}
 		}
 	}
-
-	// The daemon's memory and status cost with many units tracked.
-	rss := map[string]float64{}
-	if daemonPID > 0 {
-		rss["0"], _ = daemonRSS(daemonPID)
+	report["results"] = results
+	if version, err := conn.Version(ctx); err == nil {
+		report["systemd"] = version
 	}
+	return writeReport(report)
+}
+
+// memory measures the daemon's RSS with 0, 100 and pollUnits servers, and the cost of
+// a status request with pollUnits servers running. It expects a freshly started
+// daemon, so that the first sample is a baseline and no garbage of earlier runs counts.
+// The servers are left running for the Python poll measurement that follows.
+func memory(ctx context.Context, c *client.Client, profiles *profiler, pollUnits, polls, daemonPID int) error {
+	rss := map[string]float64{}
+	sample := func(label string) {
+		if daemonPID > 0 {
+			rss[label], _ = daemonRSS(daemonPID)
+		}
+	}
+	sample("0")
 	for i := range pollUnits {
 		if _, err := c.Start(ctx, startRequest(i)); err != nil {
-			return fmt.Errorf("start unit %d of %d for the poll run: %w", i, pollUnits, err)
+			return fmt.Errorf("start unit %d of %d for the memory run: %w", i, pollUnits, err)
 		}
-		if daemonPID > 0 && i+1 == 100 {
-			rss["100"], _ = daemonRSS(daemonPID)
+		if i+1 == 100 {
+			sample("100")
 		}
 	}
-	if daemonPID > 0 {
-		rss[strconv.Itoa(pollUnits)], _ = daemonRSS(daemonPID)
+	sample(strconv.Itoa(pollUnits))
+	if profiles != nil {
+		if err := profiles.fetch(ctx, "heap?gc=1", fmt.Sprintf("heap-%d-units.pb.gz", pollUnits)); err != nil {
+			return err
+		}
 	}
 	pollRun, err := sequential(ctx, fmt.Sprintf("poll with %d units, sdspawner", pollUnits), polls,
 		func(ctx context.Context, i int) error {
@@ -268,13 +316,5 @@ func bench(n, pollUnits, polls int, socket string, daemonPID int) error {
 	if err != nil {
 		return err
 	}
-	results = append(results, pollRun)
-	report["results"] = results
-	report["rss_mib"] = rss
-	if version, err := conn.Version(ctx); err == nil {
-		report["systemd"] = version
-	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(report)
+	return writeReport(map[string]any{"results": []result{pollRun}, "rss_mib": rss})
 }
