@@ -31,7 +31,7 @@ func (s *Service) HandleEvent(ctx context.Context, event systemd.Event) {
 		return
 	}
 	k, ok := s.unitOwner(event.Unit)
-	if !ok {
+	if !ok || s.coveredByOperation(k, event) {
 		return
 	}
 	if event.Removed {

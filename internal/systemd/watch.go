@@ -41,8 +41,11 @@ func (c *Conn) Watch(ctx context.Context, events chan<- Event) error {
 	defer raw.RemoveSignal(signals)
 
 	matches := [][]dbus.MatchOption{
+		// Only the Unit interface's changes: they carry ActiveState, the one property
+		// the receiver acts on. The Service interface's changes are as frequent and
+		// larger, and decoding them was a large share of the daemon's CPU time.
 		{dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged"),
-			dbus.WithMatchPathNamespace("/org/freedesktop/systemd1/unit")},
+			dbus.WithMatchPathNamespace("/org/freedesktop/systemd1/unit"), dbus.WithMatchArg(0, "org.freedesktop.systemd1.Unit")},
 		{dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"), dbus.WithMatchMember("UnitRemoved")},
 		{dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"), dbus.WithMatchMember("Reloading")},
 		{dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"),
