@@ -23,6 +23,7 @@ type Systemd interface {
 	Kill(ctx context.Context, name string) error
 	ResetFailed(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (systemd.UnitState, error)
+	RuntimeState(ctx context.Context, name string) (systemd.UnitState, error)
 	LoadState(ctx context.Context, name string) (systemd.UnitState, error)
 	PropertyTypes(ctx context.Context) (map[string]string, error)
 }

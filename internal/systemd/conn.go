@@ -18,6 +18,8 @@ import (
 type Conn struct {
 	// calls bounds the method calls in flight, see maxCallsInFlight.
 	calls chan struct{}
+	// manyMu serializes acquireMany.
+	manyMu sync.Mutex
 
 	mu sync.RWMutex
 	// bus runs jobs and waits for their JobRemoved signals.
@@ -71,6 +73,29 @@ func (c *Conn) acquire(ctx context.Context) (func(), error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("wait for a free D-Bus call slot: %w", ctx.Err())
 	}
+}
+
+// acquireMany waits for n free call slots, for calls sent together; the returned
+// function frees them. Only one caller at a time collects several slots, so that
+// callers holding part of what they need cannot block each other for good.
+func (c *Conn) acquireMany(ctx context.Context, n int) (func(), error) {
+	c.manyMu.Lock()
+	defer c.manyMu.Unlock()
+	for taken := range n {
+		select {
+		case c.calls <- struct{}{}:
+		case <-ctx.Done():
+			for range taken {
+				<-c.calls
+			}
+			return nil, fmt.Errorf("wait for %d free D-Bus call slots: %w", n, ctx.Err())
+		}
+	}
+	return func() {
+		for range n {
+			<-c.calls
+		}
+	}, nil
 }
 
 // jobs returns the connection that runs jobs.

@@ -265,6 +265,18 @@ func compare(ctx context.Context, c *client.Client, n int) error {
 			if err != nil {
 				return err
 			}
+			var runtimePolls []result
+			if phase.label == "sequential" && m.name == "raw D-Bus" {
+				// The daemon's own state read, for comparison with State's GetAll above.
+				runtimePoll, err := sequential(ctx, "poll with 7 properties, raw D-Bus", n, func(ctx context.Context, i int) error {
+					_, err := conn.RuntimeState(ctx, fmt.Sprintf("bench-raw-%d.service", i))
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				runtimePolls = append(runtimePolls, runtimePoll)
+			}
 			stop, err := phase.each(ctx, fmt.Sprintf("stop %s, %s", phase.label, m.name), n, m.stop)
 			if err != nil {
 				return err
@@ -273,6 +285,7 @@ func compare(ctx context.Context, c *client.Client, n int) error {
 			if phase.label == "sequential" {
 				results = append(results, poll)
 			}
+			results = append(results, runtimePolls...)
 		}
 	}
 	report["results"] = results
