@@ -105,17 +105,39 @@ def save_profiles(bed: Bed, profile_dir: Path) -> dict[str, str]:
         encoded = bed.run(["base64", "-w0", f"{BED_PROFILE_DIR}/{name}"]).stdout
         path = profile_dir / name
         path.write_bytes(base64.b64decode(encoded))
+        if name.startswith("trace"):
+            tops.update(trace_tops(path))
+            continue
         flags = ["-sample_index=inuse_space"] if name.startswith("heap") else []
-        binary = str(REPO / "bin" / "sdspawner")
-        top = subprocess.run(
-            ["go", "tool", "pprof", "-top", "-nodecount=25", *flags, binary, str(path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        text = top.stdout if top.returncode == 0 else top.stderr
-        (profile_dir / (name.removesuffix(".pb.gz") + ".top.txt")).write_text(text)
-        tops[name] = text
+        tops[name] = pprof_top(path, *flags)
+    return tops
+
+
+def pprof_top(path: Path, *flags: str) -> str:
+    """Return `go tool pprof -top` of a profile, and save it next to the profile."""
+    binary = str(REPO / "bin" / "sdspawner")
+    top = subprocess.run(
+        ["go", "tool", "pprof", "-top", "-nodecount=25", *flags, binary, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    text = top.stdout if top.returncode == 0 else top.stderr
+    path.with_name(path.name.split(".")[0] + ".top.txt").write_text(text)
+    return text
+
+
+def trace_tops(path: Path) -> dict[str, str]:
+    """Return the top waits of an execution trace: on the network (the socket and
+    D-Bus), in system calls, and on locks and channels."""
+    tops = {}
+    for kind in ("net", "syscall", "sync"):
+        profile = path.with_name(f"{path.stem}-{kind}.pb.gz")
+        with profile.open("wb") as out:
+            subprocess.run(
+                ["go", "tool", "trace", f"-pprof={kind}", str(path)], stdout=out, check=False
+            )
+        tops[profile.name] = pprof_top(profile, "-cum")
     return tops
 
 

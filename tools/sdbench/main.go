@@ -54,29 +54,49 @@ const (
 	user     = "alice"
 )
 
-func rawProps(envFile string) []systemd.Property {
+// stopTimeout is the daemon's default servers.stop_timeout, which it sets as
+// TimeoutStopUSec on every unit.
+const stopTimeout = 30 * time.Second
+
+// rawProps returns the properties that the daemon sets for startRequest(i), so that
+// every method asks systemd for the same work. The journal fields have other names
+// than the daemon's markers, so that the daemon never takes these units for its own.
+func rawProps(unit string, i int, envFile string) []systemd.Property {
 	return []systemd.Property{
+		systemd.PropDescription(fmt.Sprintf("JupyterHub server %q of user %q (sdspawner)", "", benchUser(i))),
 		systemd.PropType("exec"),
 		systemd.PropExecStartEx([]string{"/bin/sleep", "3600"}),
-		systemd.PropUser(user), systemd.PropGroup(user),
 		systemd.PropWorkingDirectory("/home/" + user),
-		systemd.PropMemoryAccounting(true), systemd.PropMemoryMax(memLimit),
-		systemd.PropCPUQuotaPerSecUSec(uint64(cpuLimit * 1e6)), systemd.PropCPUWeight(100),
-		systemd.PropOOMPolicy("continue"), systemd.PropPrivateTmp(true), systemd.PropNoNewPrivileges(true),
+		systemd.PropRuntimeDirectory(strings.TrimSuffix(unit, ".service")), systemd.PropRuntimeDirectoryMode(0o700),
+		systemd.PropLogExtraFields("SDBENCH_MANAGED=1", "SDBENCH_USER="+benchUser(i), "SDBENCH_SERVER="),
+		systemd.PropOOMPolicy("continue"), systemd.PropCPUWeight(100), systemd.PropMemoryAccounting(true),
+		systemd.PropTimeoutStopUSec(uint64(stopTimeout / time.Microsecond)),
+		systemd.PropPrivateTmp(true), systemd.PropPrivateDevices(false), systemd.PropNoNewPrivileges(true),
+		systemd.PropUser(user), systemd.PropGroup(user),
+		systemd.PropMemoryMax(memLimit), systemd.PropCPUQuotaPerSecUSec(uint64(cpuLimit * 1e6)),
 		systemd.PropEnvironmentFile(envFile),
 	}
 }
 
-func systemdRunArgs(unit, envFile string) []string {
+// systemdRunArgs returns systemd-run's arguments for the same properties as rawProps.
+func systemdRunArgs(unit string, i int, envFile string) []string {
 	return []string{
-		"--unit=" + unit, "--quiet", "--property=Type=exec", "--uid=" + user, "--gid=" + user,
-		"--working-directory=/home/" + user,
-		"--property=MemoryAccounting=yes", fmt.Sprintf("--property=MemoryMax=%d", memLimit),
-		fmt.Sprintf("--property=CPUQuota=%d%%", int(cpuLimit*100)), "--property=CPUWeight=100",
-		"--property=OOMPolicy=continue", "--property=PrivateTmp=yes", "--property=NoNewPrivileges=yes",
+		"--unit=" + unit, "--quiet",
+		fmt.Sprintf("--description=JupyterHub server %q of user %q (sdspawner)", "", benchUser(i)),
+		"--property=Type=exec", "--working-directory=/home/" + user,
+		"--property=RuntimeDirectory=" + strings.TrimSuffix(unit, ".service"), "--property=RuntimeDirectoryMode=0700",
+		"--property=LogExtraFields=SDBENCH_MANAGED=1", "--property=LogExtraFields=SDBENCH_USER=" + benchUser(i),
+		"--property=LogExtraFields=SDBENCH_SERVER=",
+		"--property=OOMPolicy=continue", "--property=CPUWeight=100", "--property=MemoryAccounting=yes",
+		fmt.Sprintf("--property=TimeoutStopSec=%d", int(stopTimeout.Seconds())),
+		"--property=PrivateTmp=yes", "--property=PrivateDevices=no", "--property=NoNewPrivileges=yes",
+		"--uid=" + user, "--gid=" + user,
+		fmt.Sprintf("--property=MemoryMax=%d", memLimit), fmt.Sprintf("--property=CPUQuota=%d%%", int(cpuLimit*100)),
 		"--property=EnvironmentFile=" + envFile, "/bin/sleep", "3600",
 	}
 }
+
+func benchUser(i int) string { return fmt.Sprintf("bench%d", i) }
 
 func startRequest(i int) *api.StartRequest {
 	mem, cpu := int64(memLimit), cpuLimit
@@ -108,8 +128,10 @@ func methods(conn *systemd.Conn, c *client.Client, envFile string) []method {
 	runUnit := func(i int) string { return fmt.Sprintf("bench-run-%d.service", i) }
 	return []method{
 		{
-			name:  "raw D-Bus",
-			start: func(ctx context.Context, i int) error { return conn.StartTransient(ctx, rawUnit(i), rawProps(envFile)) },
+			name: "raw D-Bus",
+			start: func(ctx context.Context, i int) error {
+				return conn.StartTransient(ctx, rawUnit(i), rawProps(rawUnit(i), i, envFile))
+			},
 			poll: func(ctx context.Context, i int) error {
 				_, err := conn.State(ctx, rawUnit(i))
 				return err
@@ -119,7 +141,7 @@ func methods(conn *systemd.Conn, c *client.Client, envFile string) []method {
 		{
 			name: "systemd-run",
 			start: func(ctx context.Context, i int) error {
-				return run("systemd-run", systemdRunArgs(runUnit(i), envFile)...)
+				return run("systemd-run", systemdRunArgs(runUnit(i), i, envFile)...)
 			},
 			poll: func(ctx context.Context, i int) error { return run("systemctl", "is-active", "--quiet", runUnit(i)) },
 			stop: func(ctx context.Context, i int) error { return run("systemctl", "stop", runUnit(i)) },

@@ -60,6 +60,9 @@ func (p *profiler) fetch(ctx context.Context, path, name string) error {
 // 10 to 25 ms, so one profile covers a few hundred starts.
 const cpuProfileSeconds = 5
 
+// traceSeconds is the length of the execution trace of sequential starts.
+const traceSeconds = 2
+
 // profileStarts records the daemon's CPU profile while it starts servers: first one
 // after the other until the profile ends, then n at once. Every server is stopped
 // after its profile, outside the profiled time.
@@ -73,6 +76,25 @@ func profileStarts(ctx context.Context, c *client.Client, p *profiler, n int) er
 	for time.Now().Before(deadline) {
 		if _, err := c.Start(ctx, startRequest(started)); err != nil {
 			return fmt.Errorf("start unit %d while profiling: %w", started, err)
+		}
+		started++
+	}
+	if err := <-profileDone; err != nil {
+		return err
+	}
+	if err := stopAll(ctx, c, started); err != nil {
+		return err
+	}
+
+	// An execution trace shows where a start waits, which a CPU profile does not.
+	go func() {
+		profileDone <- p.fetch(ctx, fmt.Sprintf("trace?seconds=%d", traceSeconds), "trace-start-sequential.out")
+	}()
+	started = 0
+	deadline = time.Now().Add(traceSeconds * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := c.Start(ctx, startRequest(started)); err != nil {
+			return fmt.Errorf("start unit %d while tracing: %w", started, err)
 		}
 		started++
 	}
