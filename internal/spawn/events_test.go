@@ -10,7 +10,13 @@ import (
 )
 
 func activeStateEvent(unit, state string) systemd.Event {
-	return systemd.Event{Unit: unit, Changed: map[string]dbus.Variant{"ActiveState": dbus.MakeVariant(state)}}
+	return stateEvent(unit, state, "")
+}
+
+func stateEvent(unit, activeState, subState string) systemd.Event {
+	return systemd.Event{Unit: unit, Changed: map[string]dbus.Variant{
+		"ActiveState": dbus.MakeVariant(activeState), "SubState": dbus.MakeVariant(subState),
+	}}
 }
 
 func TestEventDuringOperationSkipsRead(t *testing.T) {
@@ -58,8 +64,40 @@ func TestEventWithoutOperationReadsState(t *testing.T) {
 	unit := "jupyter-alice-singleuser.service"
 
 	before := sd.stateCalls
-	s.HandleEvent(context.Background(), activeStateEvent(unit, "active"))
+	s.HandleEvent(context.Background(), stateEvent(unit, "active", "reloading"))
 	if sd.stateCalls != before+1 {
-		t.Errorf("an event with no operation in progress read the state %d times, want 1", sd.stateCalls-before)
+		t.Errorf("an event that differs from the cache read the state %d times, want 1", sd.stateCalls-before)
+	}
+}
+
+func TestEventMatchingCacheSkipsRead(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+
+	before := sd.stateCalls
+	s.HandleEvent(context.Background(), stateEvent(unit, "active", "running"))
+	if sd.stateCalls != before {
+		t.Errorf("an event that matches the cached state read the state %d times, want 0", sd.stateCalls-before)
+	}
+}
+
+func TestEndEventMatchingCacheReadsState(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+	u := sd.units[unit]
+	u.ActiveState, u.SubState = "failed", "failed"
+	s.HandleEvent(context.Background(), stateEvent(unit, "failed", "failed"))
+
+	// The cache now holds failed; a repeated end event is still read.
+	before := sd.stateCalls
+	s.HandleEvent(context.Background(), stateEvent(unit, "failed", "failed"))
+	if sd.stateCalls != before+1 {
+		t.Errorf("a repeated end event read the state %d times, want 1", sd.stateCalls-before)
 	}
 }

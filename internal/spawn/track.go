@@ -32,7 +32,7 @@ func (s *Service) HandleEvent(ctx context.Context, event systemd.Event) {
 		return
 	}
 	k, ok := s.unitOwner(event.Unit)
-	if !ok || s.coveredByOperation(k, event) {
+	if !ok || s.eventNeedsNoRead(k, event) {
 		return
 	}
 	if event.Removed {
