@@ -1,9 +1,12 @@
 """Boot a bed, run the benchmarks there, print a table with ratios, and tear down.
 
-Usage: python3 bench/run.py [--n 200] [--poll-units 1000] [--json FILE] [--profile-dir DIR]
+Usage: python3 bench/run.py [--n 200] [--rounds 3] [--poll-units 1000] [--json FILE]
+                            [--profile-dir DIR]
 
 The run has three parts. The comparison starts, polls and stops units with raw D-Bus,
-systemd-run and sdspawner. The profile part records the daemon's CPU profiles while it
+systemd-run and sdspawner, in --rounds rounds with the methods in rotating order. Each
+row pools the samples of all rounds, and its total is the median of the rounds' totals.
+The profile part records the daemon's CPU profiles and an execution trace while it
 starts servers. The memory part restarts the daemon, so that its first RSS sample is a
 baseline, and then samples RSS and a heap profile with up to --poll-units servers.
 Profiles and their `go tool pprof -top` output go to --profile-dir.
@@ -74,7 +77,7 @@ def table(report: dict[str, Any]) -> str:
     lines.append(
         "daemon RSS: " + ", ".join(f"{units} units {mib:.1f} MiB" for units, mib in rss.items())
     )
-    lines.append(f"systemd {report.get('systemd', '?')}")
+    lines.append(f"systemd {report.get('systemd', '?')}, {report.get('rounds', 1)} rounds")
     return "\n".join(lines)
 
 
@@ -144,6 +147,9 @@ def trace_tops(path: Path) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the comparison, in rotating order"
+    )
     parser.add_argument("--poll-units", type=int, default=1000)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--profile-dir", type=Path, default=REPO / "bench" / "profiles")
@@ -160,7 +166,7 @@ def main() -> int:
         restart_daemon(bed, hub)
 
         report["load_average"]["comparison"] = load_average()
-        report.update(sdbench(bed, "-mode=compare", f"-n={args.n}"))
+        report.update(sdbench(bed, "-mode=compare", f"-n={args.n}", f"-rounds={args.rounds}"))
 
         report["load_average"]["profiles"] = load_average()
         bed.run(["mkdir", "-p", BED_PROFILE_DIR])

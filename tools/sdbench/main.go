@@ -218,6 +218,7 @@ func main() {
 	mode := flag.String("mode", "compare", "what to run: compare (the three methods side by side), "+
 		"memory (RSS and status cost with many units, in a fresh daemon) or profile (CPU profiles of starts)")
 	n := flag.Int("n", 200, "units per sequential and burst run")
+	rounds := flag.Int("rounds", 3, "rounds of the comparison, each with the methods in another order")
 	pollUnits := flag.Int("poll-units", 1000, "units running during the memory run's poll measurement")
 	polls := flag.Int("polls", 2000, "status requests in the poll measurement")
 	socket := flag.String("socket", "/run/sdspawner/sdspawner.sock", "the daemon's socket")
@@ -235,7 +236,7 @@ func main() {
 	var err error
 	switch *mode {
 	case "compare":
-		err = compare(ctx, c, *n)
+		err = compare(ctx, c, *n, *rounds)
 	case "memory":
 		err = memory(ctx, c, profiles, *pollUnits, *polls, *daemonPID)
 	case "profile":
@@ -259,9 +260,21 @@ func writeReport(report map[string]any) error {
 	return enc.Encode(report)
 }
 
+// settle is the pause before each start and stop phase, in which systemd finishes
+// the cleanup of the previous phase's units, so that it does not count against the
+// next method.
+const settle = time.Second
+
+// series collects one measurement's samples over several rounds.
+type series struct {
+	samples []float64
+	totals  []float64
+}
+
 // compare starts, polls and stops n units with each method, one after the other and
-// then all at once.
-func compare(ctx context.Context, c *client.Client, n int) error {
+// then all at once, in rounds. Each round runs the methods in another order, so that
+// no method always follows the heavy systemd-run burst.
+func compare(ctx context.Context, c *client.Client, n, rounds int) error {
 	conn, err := systemd.Connect(ctx)
 	if err != nil {
 		return err
@@ -272,49 +285,92 @@ func compare(ctx context.Context, c *client.Client, n int) error {
 		return err
 	}
 
-	report := map[string]any{}
-	var results []result
-	for _, m := range methods(conn, c, envFile) {
-		for _, phase := range []struct {
-			label string
-			each  func(context.Context, string, int, func(context.Context, int) error) (result, error)
-		}{{"sequential", sequential}, {"burst", burst}} {
-			start, err := phase.each(ctx, fmt.Sprintf("start %s, %s", phase.label, m.name), n, m.start)
-			if err != nil {
-				return err
-			}
-			poll, err := sequential(ctx, fmt.Sprintf("poll, %s", m.name), n, m.poll)
-			if err != nil {
-				return err
-			}
-			var runtimePolls []result
-			if phase.label == "sequential" && m.name == "raw D-Bus" {
-				// The daemon's own state read, for comparison with State's GetAll above.
-				runtimePoll, err := sequential(ctx, "poll with 7 properties, raw D-Bus", n, func(ctx context.Context, i int) error {
-					_, err := conn.RuntimeState(ctx, fmt.Sprintf("bench-raw-%d.service", i))
-					return err
-				})
-				if err != nil {
-					return err
-				}
-				runtimePolls = append(runtimePolls, runtimePoll)
-			}
-			stop, err := phase.each(ctx, fmt.Sprintf("stop %s, %s", phase.label, m.name), n, m.stop)
-			if err != nil {
-				return err
-			}
-			results = append(results, start, stop)
-			if phase.label == "sequential" {
-				results = append(results, poll)
-			}
-			results = append(results, runtimePolls...)
+	collected := map[string]*series{}
+	var names []string
+	add := func(r result) {
+		s, ok := collected[r.Name]
+		if !ok {
+			s = &series{}
+			collected[r.Name] = s
+			names = append(names, r.Name)
+		}
+		s.samples = append(s.samples, r.Samples...)
+		if r.Total > 0 {
+			s.totals = append(s.totals, r.Total)
 		}
 	}
-	report["results"] = results
+	all := methods(conn, c, envFile)
+	for round := range rounds {
+		order := append(append([]method(nil), all[round%len(all):]...), all[:round%len(all)]...)
+		for _, m := range order {
+			if err := compareMethod(ctx, conn, m, n, add); err != nil {
+				return fmt.Errorf("round %d: %w", round+1, err)
+			}
+		}
+	}
+
+	// Rows in a fixed order: by method, then as measured.
+	var results []result
+	for _, m := range all {
+		for _, name := range names {
+			if !strings.HasSuffix(name, ", "+m.name) {
+				continue
+			}
+			s := collected[name]
+			r := summarize(name, s.samples, 0)
+			if len(s.totals) > 0 {
+				sort.Float64s(s.totals)
+				r.Total = s.totals[len(s.totals)/2]
+			}
+			results = append(results, r)
+		}
+	}
+	report := map[string]any{"results": results, "rounds": rounds}
 	if version, err := conn.Version(ctx); err == nil {
 		report["systemd"] = version
 	}
 	return writeReport(report)
+}
+
+// compareMethod runs one round of m: sequential start, poll and stop, then burst start
+// and stop.
+func compareMethod(ctx context.Context, conn *systemd.Conn, m method, n int, add func(result)) error {
+	for _, phase := range []struct {
+		label string
+		each  func(context.Context, string, int, func(context.Context, int) error) (result, error)
+	}{{"sequential", sequential}, {"burst", burst}} {
+		time.Sleep(settle)
+		start, err := phase.each(ctx, fmt.Sprintf("start %s, %s", phase.label, m.name), n, m.start)
+		if err != nil {
+			return err
+		}
+		add(start)
+		if phase.label == "sequential" {
+			poll, err := sequential(ctx, fmt.Sprintf("poll, %s", m.name), n, m.poll)
+			if err != nil {
+				return err
+			}
+			add(poll)
+		}
+		if phase.label == "sequential" && m.name == "raw D-Bus" {
+			// The daemon's own state read, for comparison with State's GetAll above.
+			runtimePoll, err := sequential(ctx, "poll with 7 properties, raw D-Bus", n, func(ctx context.Context, i int) error {
+				_, err := conn.RuntimeState(ctx, fmt.Sprintf("bench-raw-%d.service", i))
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			add(runtimePoll)
+		}
+		time.Sleep(settle)
+		stop, err := phase.each(ctx, fmt.Sprintf("stop %s, %s", phase.label, m.name), n, m.stop)
+		if err != nil {
+			return err
+		}
+		add(stop)
+	}
+	return nil
 }
 
 // memory measures the daemon's RSS with 0, 100 and pollUnits servers, and the cost of
