@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/godbus/dbus/v5"
@@ -99,5 +100,50 @@ func TestEndEventMatchingCacheReadsState(t *testing.T) {
 	s.HandleEvent(context.Background(), stateEvent(unit, "failed", "failed"))
 	if sd.stateCalls != before+1 {
 		t.Errorf("a repeated end event read the state %d times, want 1", sd.stateCalls-before)
+	}
+}
+
+func TestEventOlderThanCacheSkipsRead(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	unit := "jupyter-alice-singleuser.service"
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	sd.units[unit].Seq = 100
+	if _, err := s.refresh(context.Background(), key{user: "alice"}, unit); err != nil {
+		t.Fatal(err)
+	}
+
+	// A late UnitRemoved of an earlier unit of the same name, sent before the read.
+	before := sd.stateCalls
+	stale := systemd.Event{Unit: unit, Removed: true, Seq: 50}
+	s.HandleEvent(context.Background(), stale)
+	if sd.stateCalls != before {
+		t.Errorf("an event older than the cached state read the state %d times, want 0", sd.stateCalls-before)
+	}
+
+	newer := systemd.Event{Unit: unit, Removed: true, Seq: 150}
+	s.HandleEvent(context.Background(), newer)
+	if sd.stateCalls != before+1 {
+		t.Errorf("an event newer than the cached state read the state %d times, want 1", sd.stateCalls-before)
+	}
+}
+
+func TestOlderEventReadsUnhandledEnd(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	unit := "jupyter-alice-singleuser.service"
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	// A status request cached the end, without the cleanup that an event's read does.
+	u := sd.units[unit]
+	u.ActiveState, u.SubState, u.ExecMainCode, u.ExecMainStatus, u.Seq = "failed", "failed", 1, 1, 100
+	s.cacheState(key{user: "alice"}, *u)
+
+	s.HandleEvent(context.Background(), systemd.Event{Unit: unit, Seq: 50, Changed: map[string]dbus.Variant{
+		"ActiveState": dbus.MakeVariant("failed"), "SubState": dbus.MakeVariant("failed"),
+	}})
+	if _, err := os.Stat(s.envs.Path(unit)); !os.IsNotExist(err) {
+		t.Errorf("the environment file of the ended server is still there: %v", err)
 	}
 }

@@ -275,9 +275,13 @@ func TestBedRuntimeStateMatchesState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if runtime.Seq == 0 {
+			t.Errorf("RuntimeState(%s) has no Seq", unit)
+		}
 		want := UnitState{
 			Name: unit, LoadState: full.LoadState, ActiveState: full.ActiveState, SubState: full.SubState,
 			Result: full.Result, MainPID: full.MainPID, ExecMainCode: full.ExecMainCode, ExecMainStatus: full.ExecMainStatus,
+			Seq: runtime.Seq,
 		}
 		if fmt.Sprint(runtime) != fmt.Sprint(want) {
 			t.Errorf("RuntimeState(%s) = %+v, want %+v", unit, runtime, want)

@@ -36,10 +36,16 @@ func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error)
 	if err != nil {
 		return UnitState{}, err
 	}
+	// One connection for every call, the one that receives the events, so that the
+	// replies' sequence numbers order the result against the events.
+	raw, generation := c.rawConnGeneration()
 	var path dbus.ObjectPath
-	err = c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.GetUnit", 0, name).Store(&path)
+	getUnit := raw.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1").
+		CallWithContext(ctx, "org.freedesktop.systemd1.Manager.GetUnit", 0, name)
+	err = getUnit.Store(&path)
 	free()
 	if IsNoSuchUnit(err) {
+		notFound.Seq = messageOrder(generation, getUnit.ResponseSequence)
 		return notFound, nil
 	}
 	if err != nil {
@@ -51,17 +57,20 @@ func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error)
 		return UnitState{}, err
 	}
 	defer free()
-	object := c.rawConn().Object("org.freedesktop.systemd1", path)
+	object := raw.Object("org.freedesktop.systemd1", path)
 	calls := make([]*dbus.Call, len(runtimeProperties))
 	for i, prop := range runtimeProperties {
 		calls[i] = object.GoWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, nil, prop.iface, prop.name)
 	}
 	values := make([]dbus.Variant, len(runtimeProperties))
+	var lastReply dbus.Sequence
 	for i, call := range calls {
 		<-call.Done
+		lastReply = max(lastReply, call.ResponseSequence)
 		err := call.Store(&values[i])
 		if IsNoSuchUnit(err) || DBusErrorName(err) == "org.freedesktop.DBus.Error.UnknownObject" {
 			// systemd unloaded the unit after GetUnit.
+			notFound.Seq = messageOrder(generation, call.ResponseSequence)
 			return notFound, nil
 		}
 		if err != nil {
@@ -69,7 +78,7 @@ func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error)
 		}
 	}
 
-	state := UnitState{Name: name}
+	state := UnitState{Name: name, Seq: messageOrder(generation, lastReply)}
 	for i, prop := range runtimeProperties {
 		switch v := values[i].Value().(type) {
 		case string:

@@ -36,6 +36,10 @@ type UnitState struct {
 	FragmentPath string
 	// DropInPaths are the unit's drop-in files.
 	DropInPaths []string
+	// Seq orders this state against Events: the Seq of the last reply the read got,
+	// on the bus connection that also receives the events. A state with a greater Seq
+	// than an event was read after systemd sent that event. 0 means unknown.
+	Seq uint64
 }
 
 // Loaded reports whether systemd has the unit loaded.
