@@ -30,7 +30,7 @@ from hubbed import Bed, Hub
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Where the daemon serves its profiles inside the bed, and where sdbench saves them.
+# Paths inside the bed: the daemon's profiling socket, and the folder for the profiles.
 PPROF_SOCKET = "/run/sdspawner-pprof.sock"
 BED_PROFILE_DIR = "/tmp/sdbench-profiles"
 

@@ -1,6 +1,11 @@
 package spawn
 
-import "github.com/sdspawner/sdspawner/internal/systemd"
+import (
+	"context"
+	"log/slog"
+
+	"github.com/sdspawner/sdspawner/internal/systemd"
+)
 
 // eventNeedsNoRead reports whether the state read that event would trigger can be
 // skipped. systemd sends PropertiesChanged for a unit's Unit interface with
@@ -23,12 +28,22 @@ import "github.com/sdspawner/sdspawner/internal/systemd"
 //     differed from the cache and so was read.
 //
 // An end event is never skipped for the second and third reason, because a server can
-// end just after its start job finished, and only such an event tells the daemon so.
+// end just after its start job finished, and only such an event reports that end.
 //
 // NOTE: a change to a running state that happens after an operation's read and before
 // the operation ends, such as a restart by Restart=, stays out of the cache until the
 // unit's next event.
 func (s *Service) eventNeedsNoRead(k key, event systemd.Event) bool {
+	skip := s.eventCoveredByCache(k, event)
+	if !skip && slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		activeState, _ := event.Changed["ActiveState"].Value().(string)
+		slog.Debug("reading a unit's state after an event", "user", k.user, "server", k.server, "unit", event.Unit,
+			"active_state", activeState, "removed", event.Removed, "seq", event.Seq)
+	}
+	return skip
+}
+
+func (s *Service) eventCoveredByCache(k key, event systemd.Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.servers[k]

@@ -85,11 +85,11 @@ func (c *Conn) acquire(ctx context.Context) (func(), error) {
 func (c *Conn) acquireMany(ctx context.Context, n int) (func(), error) {
 	c.manyMu.Lock()
 	defer c.manyMu.Unlock()
-	for taken := range n {
+	for acquired := range n {
 		select {
 		case c.calls <- struct{}{}:
 		case <-ctx.Done():
-			for range taken {
+			for range acquired {
 				<-c.calls
 			}
 			return nil, fmt.Errorf("wait for %d free D-Bus call slots: %w", n, ctx.Err())

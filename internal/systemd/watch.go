@@ -26,8 +26,8 @@ type Event struct {
 	Resync bool
 	// Reason is the cause of a Resync, for the log.
 	Reason string
-	// Seq is the signal's place among the messages of the bus connection, comparable
-	// with UnitState.Seq; 0 means unknown.
+	// Seq is the signal's position among the messages of the bus connection,
+	// comparable with UnitState.Seq. 0 means unknown.
 	Seq uint64
 }
 

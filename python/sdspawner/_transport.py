@@ -95,7 +95,6 @@ class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     idle_since: float = 0.0
-    reused: bool = False
 
     def usable(self) -> bool:
         """Report whether the connection can carry another request.
@@ -168,7 +167,6 @@ class UnixHTTPClient:
         while self._idle:
             connection = self._idle.pop()
             if connection.usable():
-                connection.reused = True
                 return connection
             connection.close()
         return None

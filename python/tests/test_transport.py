@@ -41,7 +41,7 @@ async def ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: b
 
 @dataclass
 class ScriptedServer:
-    """A Unix socket server that answers each request with the next handler."""
+    """A Unix socket server that responds to each request with the next handler."""
 
     socket_path: str
     handlers: list[Handler] = field(default_factory=list)

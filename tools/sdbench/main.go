@@ -59,7 +59,7 @@ const (
 const stopTimeout = 30 * time.Second
 
 // rawProps returns the properties that the daemon sets for startRequest(i), so that
-// every method asks systemd for the same work. The journal fields have other names
+// every method requests the same work from systemd. The journal fields have other names
 // than the daemon's markers, so that the daemon never takes these units for its own.
 func rawProps(unit string, i int, envFile string) []systemd.Property {
 	return []systemd.Property{
