@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 GO_SOURCES := $(shell find cmd internal -name '*.go') go.mod go.sum
 
-.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e test-uml bench clean
+.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e test-uml bench bench-go clean
 
 ## deps: install Debian packages, Python packages, Go modules and staticcheck (root)
 deps:
@@ -69,6 +69,11 @@ test-uml: build
 ## bench: compare sdspawner with systemd-run and raw D-Bus in a bed (see docs/benchmarks.md)
 bench: build bin/sdbench
 	$(PYTHON) bench/run.py --json bench/last-run.json
+
+## bench-go: the daemon's own cost of request decoding, planning a start, a status
+## lookup and an event, without systemd (Go benchmarks)
+bench-go:
+	$(GO) test -run=NONE -bench=. -benchtime=20000x ./internal/api ./internal/spawn
 
 bin/sdbench: $(GO_SOURCES) $(shell find tools -name '*.go')
 	CGO_ENABLED=1 $(GO) build -o $@ ./tools/sdbench

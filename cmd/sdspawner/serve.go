@@ -36,6 +36,7 @@ func runServe(args []string) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := flags.String("config", policy.DefaultPath, "configuration file (TOML)")
 	debug := flags.Bool("debug", false, "log debug messages")
+	pprofSocket := flags.String("pprof-socket", "", "serve Go runtime profiles (net/http/pprof) to root on a Unix socket at this path; off when empty")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -87,6 +88,14 @@ func runServe(args []string) error {
 	}
 	if err := service.Recover(ctx); err != nil {
 		return fmt.Errorf("recover servers from systemd: %w", err)
+	}
+
+	if *pprofSocket != "" {
+		closeProfiling, err := listenProfiling(*pprofSocket)
+		if err != nil {
+			return err
+		}
+		defer closeProfiling()
 	}
 
 	go watchSystemd(ctx, conn, service)

@@ -47,3 +47,26 @@ func BenchmarkStatusCached(b *testing.B) {
 		b.Fatalf("status made %d State calls, want none", sd.stateCalls-before)
 	}
 }
+
+// BenchmarkHandleEventMatchingCache measures the daemon's cost of one systemd event that
+// repeats the cached state of one of 1,000 servers, the most frequent event, which needs
+// no D-Bus call.
+func BenchmarkHandleEventMatchingCache(b *testing.B) {
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, sd, _ := newTestService(b)
+	for i := range 1000 {
+		unit := fmt.Sprintf("jupyter-user%d-singleuser.service", i)
+		s.remember(key{user: fmt.Sprintf("user%d", i)}, entry{unit: unit, acct: testAccounts["alice"]})
+		s.cacheState(key{user: fmt.Sprintf("user%d", i)}, sdState(unit))
+	}
+	event := stateEvent("jupyter-user500-singleuser.service", "active", "running")
+	before := sd.stateCalls
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		s.HandleEvent(ctx, event)
+	}
+	if sd.stateCalls != before {
+		b.Fatalf("events made %d State calls, want none", sd.stateCalls-before)
+	}
+}

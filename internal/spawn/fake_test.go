@@ -110,6 +110,15 @@ func (f *fakeSystemd) State(ctx context.Context, name string) (systemd.UnitState
 	return systemd.UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}, nil
 }
 
+// RuntimeState returns State without the fields that are fixed at creation, as the
+// real one does.
+func (f *fakeSystemd) RuntimeState(ctx context.Context, name string) (systemd.UnitState, error) {
+	state, err := f.State(ctx, name)
+	state.User, state.LogExtraFields, state.FragmentPath, state.DropInPaths = "", nil, "", nil
+	state.MemoryMax, state.CPUQuotaPerSecUSec = 0, 0
+	return state, err
+}
+
 // LoadState returns the same as State; the fake has no unit files.
 func (f *fakeSystemd) LoadState(ctx context.Context, name string) (systemd.UnitState, error) {
 	return f.State(ctx, name)

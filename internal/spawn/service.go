@@ -25,6 +25,7 @@ type Systemd interface {
 	Kill(ctx context.Context, name string) error
 	ResetFailed(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (systemd.UnitState, error)
+	RuntimeState(ctx context.Context, name string) (systemd.UnitState, error)
 	LoadState(ctx context.Context, name string) (systemd.UnitState, error)
 	PropertyTypes(ctx context.Context) (map[string]string, error)
 }
@@ -54,6 +55,9 @@ type entry struct {
 	endHandled bool
 	// failure says why the unit's run failed, "" while it runs or after a clean exit.
 	failure string
+	// limits are the unit's memory and CPU limits, which the state reads that follow
+	// systemd's events leave out because they do not change.
+	limits limits
 	// last and prev are the newest usage samples, for the recent CPU use and for
 	// noticing new OOM kills.
 	last, prev *sample
@@ -146,7 +150,7 @@ func (s *Service) Recover(ctx context.Context) error {
 			acct = account.Account{Name: state.User}
 		}
 		k := key{user: user, server: server}
-		s.remember(k, entry{unit: unit, acct: acct})
+		s.remember(k, entry{unit: unit, acct: acct, limits: limits{memoryMax: state.MemoryMax, cpuQuotaPerSecUSec: state.CPUQuotaPerSecUSec}})
 		slog.Info("recovered server", "user", user, "server", server, "unit", unit, "active_state", state.ActiveState)
 		// A server that ended while the daemon was down is cleaned up now.
 		s.update(ctx, k, unit)

@@ -60,7 +60,7 @@ func (s *Service) startClaimed(ctx context.Context, k key, p plan) (api.Status, 
 	props := append(p.props, systemd.PropEnvironmentFile(envPath))
 	// The unit's cgroup is new, so every OOM kill it will count happens in this run.
 	var noKills uint64
-	s.remember(k, entry{unit: p.unit, acct: p.acct, oomSeen: &noKills})
+	s.remember(k, entry{unit: p.unit, acct: p.acct, oomSeen: &noKills, limits: limitsOf(props)})
 
 	// The common case, a free unit name, costs one D-Bus call. Only when the name is
 	// taken does the daemon look at the unit that has it.

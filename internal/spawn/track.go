@@ -7,9 +7,10 @@ import (
 	"github.com/sdspawner/sdspawner/internal/systemd"
 )
 
-// refresh reads the state of k's unit from systemd and caches it.
+// refresh reads the state of k's unit from systemd and caches it. It reads only the
+// fields that change while a unit runs, which is what the cache serves.
 func (s *Service) refresh(ctx context.Context, k key, unit string) (systemd.UnitState, error) {
-	state, err := s.sd.State(ctx, unit)
+	state, err := s.sd.RuntimeState(ctx, unit)
 	if err != nil {
 		return systemd.UnitState{}, newError(KindUnavailable, "%w", err)
 	}
@@ -31,7 +32,7 @@ func (s *Service) HandleEvent(ctx context.Context, event systemd.Event) {
 		return
 	}
 	k, ok := s.unitOwner(event.Unit)
-	if !ok {
+	if !ok || s.eventNeedsNoRead(k, event) {
 		return
 	}
 	if event.Removed {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/cgroup"
+	"github.com/sdspawner/sdspawner/internal/systemd"
 )
 
 // sampleInterval is how often the daemon reads every server's usage, to log OOM kills
@@ -25,6 +26,30 @@ type sample struct {
 	at       time.Time
 	cpuUsec  *uint64
 	oomKills *uint64
+}
+
+// limits are a unit's memory and CPU limits; 0 or math.MaxUint64 means none.
+type limits struct {
+	memoryMax          uint64
+	cpuQuotaPerSecUSec uint64
+}
+
+// limitsOf returns the limits that the unit properties props set.
+func limitsOf(props []systemd.Property) limits {
+	var l limits
+	for _, p := range props {
+		value, ok := p.Value.Value().(uint64)
+		if !ok {
+			continue
+		}
+		switch p.Name {
+		case "MemoryMax":
+			l.memoryMax = value
+		case "CPUQuotaPerSecUSec":
+			l.cpuQuotaPerSecUSec = value
+		}
+	}
+	return l
 }
 
 // Metrics receives what the daemon notices while it samples usage; the metrics
@@ -159,12 +184,11 @@ func (s *Service) List(ctx context.Context) ([]api.ServerInfo, error) {
 			continue
 		}
 		state := *e.state
-		if state.MemoryMax != 0 && state.MemoryMax != math.MaxUint64 && !ended(state) {
-			limit := state.MemoryMax
+		if limit := e.limits.memoryMax; limit != 0 && limit != math.MaxUint64 && !ended(state) {
 			info.MemoryLimitBytes = &limit
 		}
-		if state.CPUQuotaPerSecUSec != 0 && state.CPUQuotaPerSecUSec != math.MaxUint64 && !ended(state) {
-			cores := float64(state.CPUQuotaPerSecUSec) / 1e6
+		if quota := e.limits.cpuQuotaPerSecUSec; quota != 0 && quota != math.MaxUint64 && !ended(state) {
+			cores := float64(quota) / 1e6
 			info.CPULimit = &cores
 		}
 		if state.ActiveEnterTimestamp != 0 && !ended(state) {

@@ -238,3 +238,57 @@ func TestBedPropertyTypes(t *testing.T) {
 		t.Errorf("the introspection probe unit exists: %+v", state)
 	}
 }
+
+func TestBedRuntimeStateMatchesState(t *testing.T) {
+	conn, ctx := connect(t)
+	running := uniqueUnit(t)
+	if err := conn.StartTransient(ctx, running, []Property{PropType("exec"), PropExecStartEx([]string{"/bin/sleep", "300"})}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Stop(context.Background(), running)
+		_ = conn.ResetFailed(context.Background(), running)
+	})
+	exited := "exit3-" + uniqueUnit(t)
+	if err := conn.StartTransient(ctx, exited, []Property{PropType("exec"), PropExecStartEx([]string{"/bin/sh", "-c", "exit 3"})}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.ResetFailed(context.Background(), exited) })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		state, err := conn.State(ctx, exited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state.ActiveState == "failed" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	for _, unit := range []string{running, exited, "sdspawner-bedtest-missing.service"} {
+		full, err := conn.State(ctx, unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime, err := conn.RuntimeState(ctx, unit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runtime.Seq == 0 {
+			t.Errorf("RuntimeState(%s) has no Seq", unit)
+		}
+		want := UnitState{
+			Name: unit, LoadState: full.LoadState, ActiveState: full.ActiveState, SubState: full.SubState,
+			Result: full.Result, MainPID: full.MainPID, ExecMainCode: full.ExecMainCode, ExecMainStatus: full.ExecMainStatus,
+			Seq: runtime.Seq,
+		}
+		if fmt.Sprint(runtime) != fmt.Sprint(want) {
+			t.Errorf("RuntimeState(%s) = %+v, want %+v", unit, runtime, want)
+		}
+	}
+	exitedState, _ := conn.RuntimeState(ctx, exited)
+	if exitedState.ActiveState != "failed" || exitedState.ExecMainCode != 1 || exitedState.ExecMainStatus != 3 {
+		t.Errorf("RuntimeState of a unit that exited with 3 = %+v", exitedState)
+	}
+}

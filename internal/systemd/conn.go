@@ -18,12 +18,17 @@ import (
 type Conn struct {
 	// calls bounds the method calls in flight, see maxCallsInFlight.
 	calls chan struct{}
+	// manyMu serializes acquireMany.
+	manyMu sync.Mutex
 
 	mu sync.RWMutex
 	// bus runs jobs and waits for their JobRemoved signals.
 	bus *sddbus.Conn
 	// raw is the first of bus's two bus connections, for calls go-systemd does not wrap.
 	raw *dbus.Conn
+	// generation counts the connections made, so that Seq values stay ordered across
+	// a reconnect.
+	generation uint64
 }
 
 // Connect opens a connection to systemd on the system bus.
@@ -51,6 +56,7 @@ func (c *Conn) Reconnect(ctx context.Context) error {
 	c.mu.Lock()
 	old := c.bus
 	c.bus, c.raw = bus, raw
+	c.generation++
 	c.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -73,6 +79,29 @@ func (c *Conn) acquire(ctx context.Context) (func(), error) {
 	}
 }
 
+// acquireMany waits for n free call slots, for calls sent together; the returned
+// function frees them. Only one caller at a time collects several slots, so that
+// callers holding part of what they need cannot block each other for good.
+func (c *Conn) acquireMany(ctx context.Context, n int) (func(), error) {
+	c.manyMu.Lock()
+	defer c.manyMu.Unlock()
+	for acquired := range n {
+		select {
+		case c.calls <- struct{}{}:
+		case <-ctx.Done():
+			for range acquired {
+				<-c.calls
+			}
+			return nil, fmt.Errorf("wait for %d free D-Bus call slots: %w", n, ctx.Err())
+		}
+	}
+	return func() {
+		for range n {
+			<-c.calls
+		}
+	}, nil
+}
+
 // jobs returns the connection that runs jobs.
 func (c *Conn) jobs() *sddbus.Conn {
 	c.mu.RLock()
@@ -85,6 +114,23 @@ func (c *Conn) rawConn() *dbus.Conn {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.raw
+}
+
+// rawConnGeneration returns the plain bus connection and its generation.
+func (c *Conn) rawConnGeneration() (*dbus.Conn, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.raw, c.generation
+}
+
+// messageOrder turns a message's sequence number on the connection of generation into
+// a value that orders messages of all connections: a later connection's messages come
+// after an earlier one's. It returns 0 for a message without a sequence number.
+func messageOrder(generation uint64, seq dbus.Sequence) uint64 {
+	if seq == dbus.NoSequence {
+		return 0
+	}
+	return generation<<48 | uint64(seq)
 }
 
 // dialSystemBus opens a private, authenticated connection to the system bus.

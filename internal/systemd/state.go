@@ -51,6 +51,10 @@ type UnitState struct {
 	// ActiveEnterTimestamp is when the unit last became active, in microseconds
 	// since the Unix epoch; 0 if never.
 	ActiveEnterTimestamp uint64
+	// Seq orders this state against Events: the Seq of the last reply the read got,
+	// on the bus connection that also receives the events. A state with a greater Seq
+	// than an event was read after systemd sent that event. 0 means unknown.
+	Seq uint64
 }
 
 // Loaded reports whether systemd has the unit loaded.
@@ -113,7 +117,9 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 	stringProp(props, "User", &state.User)
 	stringProp(props, "FragmentPath", &state.FragmentPath)
 	if paths, ok := props["DropInPaths"].Value().([]string); ok {
-		state.DropInPaths = paths
+		for _, path := range paths {
+			state.DropInPaths = append(state.DropInPaths, strings.Clone(path))
+		}
 	}
 	if v, ok := props["MainPID"].Value().(uint32); ok {
 		state.MainPID = v
@@ -139,9 +145,13 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 	return state, nil
 }
 
+// stringProp sets out to a copy of the string property name. godbus decodes the
+// strings of a message into shared 4 KiB buffers, so keeping the decoded string itself
+// in the daemon's cache would keep its whole buffer alive: about 6 MiB with 1,000
+// servers in a heap profile.
 func stringProp(props map[string]dbus.Variant, name string, out *string) {
 	if v, ok := props[name].Value().(string); ok {
-		*out = v
+		*out = strings.Clone(v)
 	}
 }
 

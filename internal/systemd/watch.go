@@ -26,6 +26,9 @@ type Event struct {
 	Resync bool
 	// Reason is the cause of a Resync, for the log.
 	Reason string
+	// Seq is the signal's position among the messages of the bus connection,
+	// comparable with UnitState.Seq. 0 means unknown.
+	Seq uint64
 }
 
 // ErrWatchClosed is returned by Watch when the bus connection closed.
@@ -35,14 +38,17 @@ var ErrWatchClosed = errors.New("the D-Bus connection to systemd closed")
 // ctx ends, or the connection closes, which it reports as ErrWatchClosed. The first
 // event, once the subscription is in place, is a Resync.
 func (c *Conn) Watch(ctx context.Context, events chan<- Event) error {
-	raw := c.rawConn()
+	raw, generation := c.rawConnGeneration()
 	signals := make(chan *dbus.Signal, 1024)
 	raw.Signal(signals)
 	defer raw.RemoveSignal(signals)
 
 	matches := [][]dbus.MatchOption{
+		// Only the Unit interface's changes: they carry ActiveState, the one property
+		// the receiver acts on. The Service interface's changes are as frequent and
+		// larger, and decoding them was a large share of the daemon's CPU time.
 		{dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged"),
-			dbus.WithMatchPathNamespace("/org/freedesktop/systemd1/unit")},
+			dbus.WithMatchPathNamespace("/org/freedesktop/systemd1/unit"), dbus.WithMatchArg(0, "org.freedesktop.systemd1.Unit")},
 		{dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"), dbus.WithMatchMember("UnitRemoved")},
 		{dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"), dbus.WithMatchMember("Reloading")},
 		{dbus.WithMatchInterface("org.freedesktop.DBus"), dbus.WithMatchMember("NameOwnerChanged"),
@@ -54,7 +60,8 @@ func (c *Conn) Watch(ctx context.Context, events chan<- Event) error {
 		}
 	}
 	// systemd sends unit signals only to clients that called Subscribe.
-	if err := c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err; err != nil {
+	manager := raw.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+	if err := manager.CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err; err != nil {
 		return fmt.Errorf("subscribe to systemd's signals: %w", err)
 	}
 	// Changes before the subscription were not seen, so the receiver reads every
@@ -77,9 +84,10 @@ func (c *Conn) Watch(ctx context.Context, events chan<- Event) error {
 			if !ok {
 				continue
 			}
+			event.Seq = messageOrder(generation, signal.Sequence)
 			if event.Resync {
 				// A re-executed systemd drops its list of subscribers, so subscribe again.
-				_ = c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err
+				_ = manager.CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err
 			}
 			select {
 			case events <- event:

@@ -1,18 +1,17 @@
 """Client for the HTTP/JSON API that `sdspawner serve` serves on its Unix socket.
 
-The API is version 1, described in docs/api.md of the sdspawner repository. Every call
-opens and closes its own connection, so no connection outlives the event loop that made
-it. Requests are rare (a start, a stop, a poll every `Spawner.poll_interval` seconds), so
-the extra connect on a local socket costs little.
+The API is version 1, described in docs/api.md of the sdspawner repository. Requests go
+through the keep-alive HTTP/1.1 client in `_transport`, which keeps its connections per
+event loop, so no connection outlives the event loop that made it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, TypedDict
 
-import httpx
 from tornado.web import HTTPError
+
+from . import _transport
 
 try:
     from jupyterhub.spawner import SpawnException
@@ -22,10 +21,6 @@ else:
     _SPAWN_EXCEPTION_BASES = (SpawnException,)
 
 API_PREFIX = "/v1"
-
-# Any host name works because the transport connects to the socket. It only appears in
-# the Host header, and "localhost" keeps the daemon's logs unsurprising.
-_BASE_URL = "http://localhost"
 
 # Maximum number of characters of an unexpected response body or value that a message quotes.
 _MAX_QUOTED_BODY = 200
@@ -161,10 +156,6 @@ class DaemonRejectedError(DaemonError, *_SPAWN_EXCEPTION_BASES):
             self.reason = code
 
 
-# One HTTP client per socket path and event loop, shared by every spawner of the hub.
-_HTTP_CLIENTS: dict[tuple[str, int], httpx.AsyncClient] = {}
-
-
 class DaemonClient:
     """Send requests to the sdspawner daemon on the Unix socket at `socket_path`.
 
@@ -174,28 +165,6 @@ class DaemonClient:
     def __init__(self, socket_path: str, timeout: float) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
-
-    def _http_client(self) -> httpx.AsyncClient:
-        """Return the HTTP client for this socket, shared by every DaemonClient.
-
-        Building an httpx client costs milliseconds (it prepares a TLS context), far more
-        than a status request to the daemon, and the hub polls every server. Sharing one
-        client per socket also reuses its keep-alive connections.
-        """
-        # Connections belong to the event loop that opened them, so the loop is part of
-        # the key; a hub runs one loop.
-        cache_key = (self.socket_path, id(asyncio.get_running_loop()))
-        client = _HTTP_CLIENTS.get(cache_key)
-        if client is None or client.is_closed:
-            # verify=False: the socket is local and has no TLS, so skip loading CA files.
-            transport = httpx.AsyncHTTPTransport(uds=self.socket_path, verify=False)
-            # trust_env=False keeps proxy variables and .netrc of the hub's environment
-            # out of a request that never leaves this machine.
-            client = httpx.AsyncClient(
-                transport=transport, base_url=_BASE_URL, timeout=self.timeout, trust_env=False
-            )
-            _HTTP_CLIENTS[cache_key] = client
-        return client
 
     async def version(self) -> dict[str, Any]:
         """Fetch the daemon's version and API version."""
@@ -267,26 +236,24 @@ class DaemonClient:
         full_path = API_PREFIX + path
         request_name = f"{method} {full_path}"
 
-        client = self._http_client()
+        client = _transport.client_for(self.socket_path)
         try:
-            # httpx's json= also sets "Content-Type: application/json", which the
-            # daemon requires on every request with a body.
             response = await client.request(
-                method, full_path, params=params, json=body, timeout=timeout
+                method, full_path, params=params, body=body, timeout=timeout
             )
-        except httpx.TimeoutException as exc:
+        except _transport.TransportTimeout as exc:
             raise DaemonTimeoutError(
                 f"sdspawner daemon at {self.socket_path} did not respond to {request_name}"
                 f" within {timeout:g} seconds ({type(exc).__name__}). Check the log of"
                 " `sdspawner serve`, or raise the timeout if the daemon is only slow."
             ) from exc
-        except httpx.ConnectError as exc:
+        except _transport.ConnectError as exc:
             raise DaemonUnreachableError(
                 f"sdspawner daemon not reachable at {self.socket_path}: {exc}. Is"
                 " `sdspawner serve` running, and is the hub's user allowed to use the"
                 " socket?"
             ) from exc
-        except httpx.TransportError as exc:
+        except _transport.TransportError as exc:
             raise SdspawnerError(
                 f"{request_name} to the sdspawner daemon at {self.socket_path} failed:"
                 f" {type(exc).__name__}: {exc}"
@@ -301,11 +268,11 @@ def _shorten(text: str) -> str:
     return text
 
 
-def _quote_body(response: httpx.Response) -> str:
+def _quote_body(response: _transport.Response) -> str:
     return repr(_shorten(response.text.strip()))
 
 
-def _decode_response(response: httpx.Response, request_name: str) -> dict[str, Any]:
+def _decode_response(response: _transport.Response, request_name: str) -> dict[str, Any]:
     """Return the JSON object of a success response, or raise the error it carries."""
     try:
         decoded: Any = response.json()
