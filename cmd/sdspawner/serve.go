@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/envfile"
 	"github.com/sdspawner/sdspawner/internal/logging"
@@ -35,7 +37,8 @@ const (
 func runServe(args []string) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := flags.String("config", policy.DefaultPath, "configuration file (TOML)")
-	debug := flags.Bool("debug", false, "log debug messages")
+	debug := flags.Bool("debug", false, "log debug messages, the same as -log-level debug")
+	logLevel := flags.String("log-level", "", "lowest level to log: debug, info, warn or error (default: log.level from the configuration file, else info)")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -45,16 +48,15 @@ func runServe(args []string) error {
 	explicit := false
 	flags.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	slog.SetDefault(logging.New(level, os.Stderr))
-
 	cfg, err := policy.Load(*configPath, explicit)
 	if err != nil {
 		return err
 	}
+	level, err := serveLogLevel(&cfg, *logLevel, *debug)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logging.New(level, os.Stderr))
 	if os.Geteuid() != 0 {
 		return errors.New("the daemon must run as root, because it starts services as other users")
 	}
@@ -91,7 +93,7 @@ func runServe(args []string) error {
 
 	go watchSystemd(ctx, conn, service)
 
-	listener, err := api.Listen(&cfg)
+	listener, err := listenAPI(&cfg)
 	if err != nil {
 		return err
 	}
@@ -108,11 +110,13 @@ func runServe(args []string) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()
+	notifySystemd(daemon.SdNotifyReady)
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve API on %s: %w", cfg.Socket.Path, err)
 	case <-ctx.Done():
 	}
+	notifySystemd(daemon.SdNotifyStopping)
 	slog.Info("stopping: finishing requests in progress", "timeout", shutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

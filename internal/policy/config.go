@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +39,8 @@ type Config struct {
 	Environment EnvironmentConfig `toml:"environment"`
 	// Servers sets how servers are run.
 	Servers ServersConfig `toml:"servers"`
+	// Log sets what the daemon logs.
+	Log LogConfig `toml:"log"`
 	// SiteProperties are unit properties the admin sets on every server's unit, such as
 	// a site-wide BindReadOnlyPaths. Values are strings or lists of strings, written as
 	// in unit files. They are applied last, so they win over the hub's
@@ -53,6 +56,35 @@ type ServersConfig struct {
 	// StopTimeout is how long a stop waits after SIGTERM before systemd sends SIGKILL,
 	// as a duration such as "30s". The hub's stop(now=True) skips it.
 	StopTimeout Duration `toml:"stop_timeout"`
+}
+
+// LogConfig is the [log] table.
+type LogConfig struct {
+	// Level is the lowest level logged: "debug", "info", "warn" or "error". The
+	// daemon's --log-level and --debug flags override it.
+	Level string `toml:"level"`
+}
+
+// LogLevel returns log.level as a slog level.
+func (c *Config) LogLevel() (slog.Level, error) {
+	return ParseLogLevel(c.Log.Level)
+}
+
+// ParseLogLevel parses one of the level names "debug", "info", "warn" and "error", in
+// any case. Unlike slog.Level's UnmarshalText it rejects offsets such as "info+2",
+// which journald's priorities cannot show.
+func ParseLogLevel(name string) (slog.Level, error) {
+	switch strings.ToLower(name) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is invalid: use debug, info, warn or error", name)
 }
 
 // LimitsConfig is the [limits] table. Zero means no cap. A request above a cap is
@@ -140,6 +172,7 @@ func Default() Config {
 		},
 		Accounts: AccountsConfig{DynamicUsers: true},
 		Servers:  ServersConfig{StopTimeout: Duration(30 * time.Second)},
+		Log:      LogConfig{Level: "info"},
 		Paths: PathsConfig{AllowedPrefixes: []string{
 			"/home", "/srv", "/data", "/mnt", "/media", "/opt", "/scratch", "/tmp", "/var/lib", "/var/tmp",
 		}},
@@ -186,6 +219,9 @@ func (c *Config) finish() error {
 	}
 	if !filepath.IsAbs(c.EnvDir) || filepath.Clean(c.EnvDir) != c.EnvDir {
 		return fmt.Errorf("env_dir %q is invalid: it must be a clean absolute path", c.EnvDir)
+	}
+	if _, err := c.LogLevel(); err != nil {
+		return fmt.Errorf("log.level: %w", err)
 	}
 	if c.Servers.StopTimeout <= 0 {
 		return fmt.Errorf("servers.stop_timeout %s is invalid: give a positive duration such as \"30s\"", time.Duration(c.Servers.StopTimeout))
