@@ -89,7 +89,11 @@ func (c *Conn) rawConn() *dbus.Conn {
 
 // dialSystemBus opens a private, authenticated connection to the system bus.
 func dialSystemBus(ctx context.Context) (*dbus.Conn, error) {
-	conn, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
+	// godbus closes a connection when its context ends. The daemon cancels its context
+	// on SIGTERM and then still finishes the starts and stops in progress, whose job
+	// results arrive on this connection, so the connection must outlive ctx. Conn.Close
+	// closes it.
+	conn, err := dbus.SystemBusPrivate(dbus.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, err
 	}
