@@ -17,9 +17,9 @@ import (
 )
 
 // listenAPI returns the API's listener. When systemd passes a socket (socket
-// activation, LISTEN_FDS), the daemon serves on it, so that the socket stays open in
-// systemd while the daemon restarts and connections made meanwhile wait in its backlog.
-// Without one, the daemon creates the socket itself as cfg describes.
+// activation, LISTEN_FDS), the daemon serves on it. The socket then stays open in
+// systemd while the daemon restarts, and connections made meanwhile wait in its
+// backlog. Without one, the daemon creates the socket itself as cfg describes.
 func listenAPI(cfg *policy.Config) (net.Listener, error) {
 	files := activation.Files(true)
 	if len(files) == 0 {
@@ -61,10 +61,9 @@ func inheritedListener(files []*os.File) (net.Listener, error) {
 	return listener, nil
 }
 
-// warnSocketMismatch logs a warning for each of the [socket] settings that the socket
-// from systemd does not match. systemd's unit decides the path, group and mode then,
-// and an admin who changed only the TOML file would otherwise wonder why nothing
-// changed.
+// warnSocketMismatch logs a warning for each [socket] setting that the socket from
+// systemd does not match. The socket unit then sets the path, group and mode, and the
+// warning tells an admin who changed only the TOML file why nothing changed.
 func warnSocketMismatch(cfg *policy.Config, path string) {
 	if path != cfg.Socket.Path {
 		slog.Warn("the socket passed by systemd is not at socket.path; the daemon serves on systemd's socket, so set ListenStream= in sdspawner.socket to change it",
@@ -72,7 +71,7 @@ func warnSocketMismatch(cfg *policy.Config, path string) {
 	}
 	info, err := os.Stat(path)
 	if err != nil {
-		slog.Warn("cannot read the mode and group of the socket passed by systemd", "socket", path, "err", err)
+		slog.Warn("reading the mode and group of the socket passed by systemd failed", "socket", path, "err", err)
 		return
 	}
 	if mode, err := cfg.SocketMode(); err == nil && info.Mode().Perm() != mode {

@@ -30,10 +30,10 @@ SOCKET = "/run/sdspawner/sdspawner.sock"
 DOC_DIR = "/usr/share/doc/sdspawner"
 ENV_DIR = "/run/sdspawner/env"
 
-# What the test adds to the packaged example configuration: free ports, because the bed
-# shares the host's network, an admin service for the REST API, a short poll interval so
-# that the hub polls while the daemon restarts, and paths inside private home
-# directories, which the sandboxed daemon must still be able to check.
+# What the test adds to the packaged example configuration. Free ports are needed because
+# the bed shares the host's network, and an admin service gives access to the REST API.
+# The short poll interval makes the hub poll while the daemon restarts. The paths lie in
+# private home directories, which the sandboxed daemon must still be able to check.
 HUB_OVERRIDES = """
 c.JupyterHub.bind_url = "http://127.0.0.1:{public_port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
@@ -117,9 +117,13 @@ def bed() -> Iterator[Bed]:
 
 @pytest.fixture(scope="module")
 def hub(bed: Bed) -> Hub:
-    """Install everything as README.md says, and start the hub from the example unit."""
+    return install_and_start_hub(bed)
+
+
+def install_and_start_hub(bed: Bed) -> Hub:
+    """Install everything as README.md describes, and start the hub from the example unit."""
     deb, wheel = package_files()
-    bed.run(["dpkg", "-i", in_bed(deb)], timeout=120)
+    bed.run(["apt-get", "install", "-y", "-q", in_bed(deb)], timeout=300)
     bed.run(
         ["/opt/jupyterhub/bin/pip", "install", "--quiet", "--no-deps", "--no-index", in_bed(wheel)],
         timeout=300,
@@ -227,7 +231,7 @@ def test_restart_keeps_running_server(bed: Bed, hub: Hub) -> None:
 
 def test_restart_drops_no_connection(bed: Bed, hub: Hub) -> None:
     # Status requests every 50 ms while the daemon restarts. With the socket held by
-    # systemd, each one is answered, by the old daemon or after a wait by the new one.
+    # systemd, each one gets a response, from the old daemon or after a wait from the new one.
     script = f"""
         systemctl restart sdspawner.service &
         for i in $(seq 60); do
@@ -241,6 +245,27 @@ def test_restart_drops_no_connection(bed: Bed, hub: Hub) -> None:
     codes = bed.run(script, user="jupyterhub", check=False).stdout.split("\n")
     codes = [code for code in codes if code]
     assert codes == ["200"] * 60
+
+
+def test_socket_mismatch_warning(bed: Bed, hub: Hub) -> None:
+    bed.run(
+        "groupadd hubs && "
+        'sed -i \'s/^group = "jupyterhub"/group = "hubs"/\' /etc/sdspawner/config.toml && '
+        "systemctl restart sdspawner.service"
+    )
+    try:
+        log = bed.run("journalctl --no-pager -o cat -u sdspawner.service").stdout
+        assert (
+            "the group of the socket passed by systemd differs from socket.group; "
+            "set SocketGroup= in sdspawner.socket to change it "
+            f'socket="{SOCKET}" group="jupyterhub" socket.group="hubs"'
+        ) in log
+        assert daemon_status(bed, "alice")["active_state"] == "active"
+    finally:
+        bed.run(
+            'sed -i \'s/^group = "hubs"/group = "jupyterhub"/\' /etc/sdspawner/config.toml && '
+            "systemctl restart sdspawner.service"
+        )
 
 
 def test_stopped_daemon_starts_on_connect(bed: Bed, hub: Hub) -> None:
@@ -257,8 +282,8 @@ def test_restart_during_start(bed: Bed, hub: Hub) -> None:
         "systemctl restart sdspawner.service",
         input='\n[site_properties]\nAfter = ["sdslow.service"]\nWants = ["sdslow.service"]\n',
     )
-    # The hub answers the start request only after up to 10 s (its slow_spawn_timeout),
-    # so it is sent from another thread.
+    # The hub responds to the start request only after up to 10 s (its
+    # slow_spawn_timeout), so it is sent from another thread.
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         request = pool.submit(hub.request_start, "bob")
