@@ -229,6 +229,22 @@ def test_restart_keeps_running_server(bed: Bed, hub: Hub) -> None:
     assert env_files(bed) == [unit + ".env"]
 
 
+def test_upgrade_restarts_daemon(bed: Bed, hub: Hub) -> None:
+    # Installing the package over itself runs the same maintainer scripts as an upgrade.
+    unit = str(daemon_status(bed, "alice")["unit"])
+    server_pid = prop(bed, unit, "MainPID")
+    daemon_pid = prop(bed, "sdspawner.service", "MainPID")
+    deb, _ = package_files()
+
+    bed.run(["dpkg", "-i", in_bed(deb)], timeout=120)
+
+    assert prop(bed, "sdspawner.service", "ActiveState") == "active"
+    assert prop(bed, "sdspawner.service", "MainPID") != daemon_pid
+    assert prop(bed, unit, "MainPID") == server_pid
+    assert daemon_status(bed, "alice")["active_state"] == "active"
+    assert bed.run(["systemctl", "is-enabled", "sdspawner.socket"]).stdout.strip() == "enabled"
+
+
 def test_restart_drops_no_connection(bed: Bed, hub: Hub) -> None:
     # Status requests every 50 ms while the daemon restarts. With the socket held by
     # systemd, each one gets a response, from the old daemon or after a wait from the new one.
