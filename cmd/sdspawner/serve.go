@@ -97,8 +97,11 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	baseContext, cancelRequests := requestContexts()
+	defer cancelRequests(nil)
 	server := &http.Server{
 		Handler:           api.NewServer(&cfg, service, errorKind, version),
+		BaseContext:       baseContext,
 		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -118,10 +121,8 @@ func runServe(args []string) error {
 	}
 	notifySystemd(daemon.SdNotifyStopping)
 	slog.Info("stopping: finishing requests in progress", "timeout", shutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down API server: %w", err)
+	if err := shutdownAPI(server, cancelRequests); err != nil {
+		return err
 	}
 	slog.Info("sdspawner stopped; servers keep running")
 	return nil

@@ -204,7 +204,9 @@ func waitJob(ctx context.Context, job, name string, done <-chan string) error {
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for %s job of %s: %w", job, name, ctx.Err())
+		// The cause says why, such as the daemon stopping, where ctx.Err() only says
+		// "context canceled".
+		return fmt.Errorf("wait for %s job of %s: %w", job, name, context.Cause(ctx))
 	}
 }
 
