@@ -36,6 +36,9 @@ type UnitState struct {
 	FragmentPath string
 	// DropInPaths are the unit's drop-in files.
 	DropInPaths []string
+	// JobID is the id of the job queued for the unit, such as a start that waits for
+	// a unit ordered before it, and 0 when there is none.
+	JobID uint32
 }
 
 // Loaded reports whether systemd has the unit loaded.
@@ -108,6 +111,12 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 	}
 	if v, ok := props["ExecMainStatus"].Value().(int32); ok {
 		state.ExecMainStatus = v
+	}
+	// Job is a (uo) struct of the job's id and object path; id 0 means no job.
+	if job, ok := props["Job"].Value().([]any); ok && len(job) == 2 {
+		if id, ok := job[0].(uint32); ok {
+			state.JobID = id
+		}
 	}
 	if fields, ok := props["LogExtraFields"].Value().([][]byte); ok {
 		for _, field := range fields {
