@@ -47,16 +47,17 @@ c.SystemdSpawner.user_workingdir = "/home/{{USERNAME}}/work"
 c.SystemdSpawner.readwrite_paths = ["/home/{{USERNAME}}/data"]
 """
 
-# A oneshot unit that takes SLOW_START_SECONDS. The daemon's site_properties order every
-# server after it, so a start request stays in flight that long.
+# A oneshot unit that takes {seconds}. The test's site_properties order every server
+# after it, so a start request stays in flight that long.
 SLOW_START_SECONDS = 8
-SLOW_UNIT = f"""\
+RESTART = "systemctl restart sdspawner.service"
+SLOW_UNIT = """\
 [Unit]
 Description=Holds back server starts in the install test
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sleep {SLOW_START_SECONDS}
+ExecStart=/bin/sleep {seconds}
 """
 
 
@@ -291,8 +292,15 @@ def test_stopped_daemon_starts_on_connect(bed: Bed, hub: Hub) -> None:
     assert prop(bed, "sdspawner.service", "ActiveState") == "active"
 
 
-def test_restart_during_start(bed: Bed, hub: Hub) -> None:
-    bed.write_file("/etc/systemd/system/sdslow.service", SLOW_UNIT)
+def restart_during_start(
+    bed: Bed, hub: Hub, user: str, seconds: int, restart_command: str = RESTART
+) -> tuple[str, float, str]:
+    """Restart the daemon while a start of user's server waits seconds for systemd.
+
+    Return how the spawn ended ("ready" or "failed"), how long the restart took, and
+    the daemon's journal.
+    """
+    bed.write_file("/etc/systemd/system/sdslow.service", SLOW_UNIT.format(seconds=seconds))
     bed.run(
         "systemctl daemon-reload && cat >> /etc/sdspawner/config.toml && "
         "systemctl restart sdspawner.service",
@@ -302,46 +310,80 @@ def test_restart_during_start(bed: Bed, hub: Hub) -> None:
     # slow_spawn_timeout), so it is sent from another thread.
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        request = pool.submit(hub.request_start, "bob")
+        request = pool.submit(hub.request_start, user)
         try:
             wait_until(
-                "the start of bob's server waits for sdslow.service",
+                f"the start of {user}'s server waits for sdslow.service",
                 lambda: prop(bed, "sdslow.service", "ActiveState") == "activating",
             )
         except AssertionError as err:
             raise AssertionError(f"{err}\n{hub.diagnostics()}") from None
         started = time.monotonic()
-        restart = bed.run("systemctl restart sdspawner.service", check=False, timeout=120)
+        restart = bed.run(restart_command, check=False, timeout=120)
         restart_seconds = time.monotonic() - started
         assert restart.returncode == 0, restart.stderr
 
+        # A start that fails within the hub's slow_spawn_timeout fails the request itself.
         response = request.result(timeout=120)
-        assert response.status_code in (201, 202), response.text
-        outcome = wait_for_spawn_end(hub, "bob")
-        units = server_units(bed)
-        files = env_files(bed)
-        if outcome == "ready":
-            assert "jupyter-bob-singleuser.service" in units
-            assert "jupyter-bob-singleuser.service.env" in files
-            assert daemon_status(bed, "bob")["active_state"] == "active"
-            assert hub.server_status("bob", hub.user_token("bob")).status_code == 200
-        else:
-            assert "jupyter-bob-singleuser.service" not in units
-            assert "jupyter-bob-singleuser.service.env" not in files
-        # The old daemon waited for the start instead of dropping it.
+        outcome = "failed"
+        if response.status_code in (201, 202):
+            outcome = wait_for_spawn_end(hub, user)
         log = bed.run("journalctl --no-pager -o short-precise -u sdspawner.service").stdout
-        assert restart_seconds < SLOW_START_SECONDS + 5, log
-        print(
-            f"start in flight during the restart ended {outcome}; restart took "
-            f"{restart_seconds:.1f}s"
-        )
-        assert "stopping: finishing requests in progress" in log
+        print(f"start in flight during the restart: {outcome}, restart took {restart_seconds:.1f}s")
+        return outcome, restart_seconds, log
     finally:
         pool.shutdown(wait=True)
         bed.run(
             "sed -i '/^\\[site_properties\\]/,$d' /etc/sdspawner/config.toml && "
             "systemctl restart sdspawner.service"
         )
+
+
+def test_restart_during_start(bed: Bed, hub: Hub) -> None:
+    outcome, restart_seconds, log = restart_during_start(bed, hub, "bob", SLOW_START_SECONDS)
+
+    # The old daemon finished the start before it exited, and the new one serves it.
+    assert outcome == "ready", log
+    assert restart_seconds < SLOW_START_SECONDS + 5, log
+    assert "stopping: finishing requests in progress" in log
+    assert "jupyter-bob-singleuser.service" in server_units(bed)
+    assert "jupyter-bob-singleuser.service.env" in env_files(bed)
+    assert daemon_status(bed, "bob")["active_state"] == "active"
+    assert hub.server_status("bob", hub.user_token("bob")).status_code == 200
+    hub.stop_server("bob")
+
+
+def test_restart_during_overlong_start(bed: Bed, hub: Hub) -> None:
+    # A start that outlasts the daemon's 30 s for finishing requests is canceled. It
+    # rolls back, so neither its unit nor its environment file is left behind, and the
+    # hub receives an error that says why.
+    outcome, restart_seconds, log = restart_during_start(bed, hub, "bob", 40)
+
+    assert outcome == "failed", log
+    assert restart_seconds >= 30, log
+    assert "requests still running after the shutdown timeout" in log
+    assert "jupyter-bob-singleuser.service" not in server_units(bed), log
+    assert "jupyter-bob-singleuser.service.env" not in env_files(bed), log
+    hub_log = bed.run("journalctl --no-pager -o cat -u jupyterhub.service").stdout
+    assert "the daemon is stopping and canceled this request after waiting 30s" in hub_log
+
+
+def test_killed_daemon_keeps_queued_start(bed: Bed, hub: Hub) -> None:
+    # SIGKILL gives the daemon no time to finish the start. The hub's request fails,
+    # but systemd's start job goes on, and the restarted daemon must keep the unit's
+    # environment file for it. The server then runs, as operations.md describes.
+    unit = "jupyter-bob-singleuser.service"
+    outcome, _, log = restart_during_start(
+        bed, hub, "bob", SLOW_START_SECONDS, "systemctl kill -s KILL sdspawner.service"
+    )
+
+    assert outcome == "failed", log
+    wait_until("bob's unit runs", lambda: prop(bed, unit, "ActiveState") == "active", 60)
+    assert unit + ".env" in env_files(bed), log
+    assert daemon_status(bed, "bob")["active_state"] == "active"
+    bed.run(["sdspawner", "stop", "bob"])
+    assert unit not in server_units(bed)
+    assert unit + ".env" not in env_files(bed)
 
 
 def wait_for_spawn_end(hub: Hub, user: str, timeout: float = 120) -> str:
