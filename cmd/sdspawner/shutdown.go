@@ -27,9 +27,9 @@ func requestContexts() (func(net.Listener) context.Context, context.CancelCauseF
 }
 
 // shutdownAPI stops server and lets the requests in progress finish for
-// shutdownTimeout. It then cancels the ones still running, so that a start still
-// waiting for systemd rolls back instead of leaving a unit without its environment
-// file behind, and waits rollbackTimeout for them.
+// shutdownTimeout. It then cancels the ones still running and waits rollbackTimeout
+// for them. A canceled start still waiting for systemd rolls back, and the hub gets an
+// error instead of a dropped connection and a server it does not know about.
 func shutdownAPI(server *http.Server, cancelRequests context.CancelCauseFunc) error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()

@@ -112,7 +112,7 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 	if v, ok := props["ExecMainStatus"].Value().(int32); ok {
 		state.ExecMainStatus = v
 	}
-	// Job is a (uo) struct of the job's id and object path; id 0 means no job.
+	// Job is a (uo) struct of the job's id and object path. Id 0 means no job.
 	if job, ok := props["Job"].Value().([]any); ok && len(job) == 2 {
 		if id, ok := job[0].(uint32); ok {
 			state.JobID = id
