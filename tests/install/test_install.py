@@ -441,3 +441,35 @@ def test_make_install_staged(tmp_path: Path) -> None:
     )
     unit = (local / "usr/local/lib/systemd/system/sdspawner.service").read_text()
     assert "ExecStart=/usr/local/bin/sdspawner serve" in unit
+
+
+def test_make_install_runs() -> None:
+    # The staged tree lies under the repository, which the bed sees read-only at /src.
+    stage = REPO / "dist" / "make-install"
+    subprocess.run(["rm", "-rf", str(stage)], check=True)
+    subprocess.run(
+        ["make", "-C", str(REPO), "install", f"DESTDIR={stage}"], check=True, capture_output=True
+    )
+    bed = Bed.up()
+    try:
+        bed.run(f"cp -a {in_bed(stage)}/. / && groupadd --system jupyterhub")
+        bed.run("systemctl daemon-reload && systemctl enable --now sdspawner.socket")
+        assert prop(bed, "sdspawner.service", "FragmentPath") == (
+            "/usr/local/lib/systemd/system/sdspawner.service"
+        )
+        version = bed.run(
+            ["curl", "-sS", "--unix-socket", SOCKET, "http://sdspawner/v1/version"],
+            user="nobody",
+            check=False,
+        )
+        # nobody is not in the socket's group.
+        assert version.returncode != 0
+        version = bed.run(["curl", "-sS", "--unix-socket", SOCKET, "http://sdspawner/v1/version"])
+        assert json.loads(version.stdout)["api"] == 1
+        assert prop(bed, "sdspawner.service", "ActiveState") == "active"
+        assert prop(bed, "sdspawner.service", "ExecStart").startswith(
+            "{ path=/usr/local/bin/sdspawner ; argv[]=/usr/local/bin/sdspawner serve"
+        )
+    finally:
+        bed.down()
+        subprocess.run(["rm", "-rf", str(stage)], check=False)
