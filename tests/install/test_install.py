@@ -301,20 +301,27 @@ def restart_during_start(
     the daemon's journal.
     """
     bed.write_file("/etc/systemd/system/sdslow.service", SLOW_UNIT.format(seconds=seconds))
+    # An earlier test's sdslow.service may still run, with its own duration.
     bed.run(
-        "systemctl daemon-reload && cat >> /etc/sdspawner/config.toml && "
-        "systemctl restart sdspawner.service",
+        "systemctl daemon-reload && systemctl stop sdslow.service && "
+        "cat >> /etc/sdspawner/config.toml && systemctl restart sdspawner.service",
         input='\n[site_properties]\nAfter = ["sdslow.service"]\nWants = ["sdslow.service"]\n',
     )
     # The hub responds to the start request only after up to 10 s (its
     # slow_spawn_timeout), so it is sent from another thread.
+    unit = f"jupyter-{user}-singleuser.service"
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         request = pool.submit(hub.request_start, user)
         try:
+            # The unit is loaded once the daemon has created it, and its start job
+            # then waits for sdslow.service.
             wait_until(
                 f"the start of {user}'s server waits for sdslow.service",
-                lambda: prop(bed, "sdslow.service", "ActiveState") == "activating",
+                lambda: (
+                    prop(bed, unit, "LoadState") == "loaded"
+                    and prop(bed, "sdslow.service", "ActiveState") == "activating"
+                ),
             )
         except AssertionError as err:
             raise AssertionError(f"{err}\n{hub.diagnostics()}") from None
