@@ -5,9 +5,23 @@ GO ?= go
 PYTHON ?= python3
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+NFPM ?= $(shell $(GO) env GOPATH)/bin/nfpm
+# The package version follows the Python package's, because Debian versions must start
+# with a digit and `git describe` may give a bare commit hash.
+PACKAGE_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' python/pyproject.toml)
+DEB_ARCH ?= $(shell $(GO) env GOARCH)
+DEB := dist/sdspawner_$(PACKAGE_VERSION)_$(DEB_ARCH).deb
+
+# Install locations of `make install`. DESTDIR is prepended to each, for staged installs.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+DOCDIR ?= $(PREFIX)/share/doc/sdspawner
 GO_SOURCES := $(shell find cmd internal -name '*.go') go.mod go.sum
 
-.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e test-uml bench bench-go clean
+.PHONY: deps build bed demo test lint test-go fuzz test-python test-e2e test-install test-uml bench \
+	bench-go install deb python-dist clean
 
 ## deps: install Debian packages, Python packages, Go modules and staticcheck (root)
 deps:
@@ -32,7 +46,7 @@ demo: build
 
 ## test: lint, unit tests, short fuzzing, the end-to-end tests in the bed with
 ## JupyterHub 6 and 5, and the limit enforcement tests under User-Mode Linux
-test: lint test-go fuzz test-python test-e2e test-uml
+test: lint test-go fuzz test-python test-e2e test-install test-uml
 
 lint:
 	@test -z "$$(gofmt -l cmd internal tools)" || { gofmt -l cmd internal tools; echo "gofmt: files above need formatting"; exit 1; }
@@ -41,7 +55,7 @@ lint:
 	$(STATICCHECK) ./...
 	$(STATICCHECK) -tags bedtest ./internal/systemd
 	$(PYTHON) -m ruff check python bed tests bench
-	shellcheck bed/*.sh scripts/*.sh .ci/run
+	shellcheck bed/*.sh scripts/*.sh .ci/run packaging/deb/*
 
 test-go:
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...
@@ -62,6 +76,39 @@ test-e2e: build
 	SDSPAWNER_E2E_VENV=/opt/jupyterhub $(PYTHON) -m pytest -q tests/e2e
 	SDSPAWNER_E2E_VENV=/opt/jupyterhub5 $(PYTHON) -m pytest -q tests/e2e
 
+## test-install: install the .deb and the wheel in a bed, run the example hub unit,
+## and restart the daemon under a running server and an in-flight start (root)
+test-install: build deb python-dist
+	$(PYTHON) -m pytest -q tests/install
+
+## install: install the binary, the systemd units, the default configuration (unless
+## one exists) and the docs under PREFIX, staged in DESTDIR
+install: bin/sdspawner
+	install -D -m 0755 bin/sdspawner $(DESTDIR)$(BINDIR)/sdspawner
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/bin/sdspawner|$(BINDIR)/sdspawner|' packaging/systemd/sdspawner.service \
+		>$(DESTDIR)$(SYSTEMDUNITDIR)/sdspawner.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/sdspawner.service
+	install -m 0644 packaging/systemd/sdspawner.socket $(DESTDIR)$(SYSTEMDUNITDIR)/sdspawner.socket
+	test -e $(DESTDIR)$(SYSCONFDIR)/sdspawner/config.toml || \
+		install -D -m 0644 packaging/config.toml $(DESTDIR)$(SYSCONFDIR)/sdspawner/config.toml
+	install -d $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -m 0644 packaging/examples/* $(DESTDIR)$(DOCDIR)/examples/
+
+## deb: build the Debian package in dist/ with nfpm
+deb: $(DEB)
+
+$(DEB): bin/sdspawner packaging/nfpm.yaml $(wildcard packaging/*/*) README.md $(wildcard docs/*.md)
+	mkdir -p dist
+	VERSION=$(PACKAGE_VERSION) ARCH=$(DEB_ARCH) $(NFPM) package --config packaging/nfpm.yaml \
+		--packager deb --target $@
+
+## python-dist: build the Python package's sdist and wheel in dist/python
+python-dist:
+	$(PYTHON) -m build --outdir dist/python python
+
 ## test-uml: measure memory and CPU limit enforcement in a User-Mode Linux guest (root)
 test-uml: build
 	$(PYTHON) -m pytest tests/uml
@@ -79,4 +126,4 @@ bin/sdbench: $(GO_SOURCES) $(shell find tools -name '*.go')
 	CGO_ENABLED=1 $(GO) build -o $@ ./tools/sdbench
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -8,6 +8,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Version of staticcheck that supports the Go release in go.mod.
 readonly STATICCHECK_VERSION=v0.8.2
+# Version of nfpm that `make deb` builds the Debian package with.
+readonly NFPM_VERSION=v2.45.2
 
 step() { echo "==> $*" >&2; }
 fail() { echo "install-deps: step failed: $current" >&2; }
@@ -49,5 +51,9 @@ step "$current"
 current="go install staticcheck"
 step "$current"
 GOFLAGS="" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+
+current="go install nfpm"
+step "$current"
+GOFLAGS="" go install "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION"
 
 step "dependencies installed"

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/envfile"
 	"github.com/sdspawner/sdspawner/internal/logging"
@@ -35,7 +37,8 @@ const (
 func runServe(args []string) error {
 	flags := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := flags.String("config", policy.DefaultPath, "configuration file (TOML)")
-	debug := flags.Bool("debug", false, "log debug messages")
+	debug := flags.Bool("debug", false, "log debug messages, the same as -log-level debug")
+	logLevel := flags.String("log-level", "", "lowest level to log: debug, info, warn or error (default: log.level from the configuration file, else info)")
 	pprofSocket := flags.String("pprof-socket", "", "serve Go runtime profiles (net/http/pprof) to root on a Unix socket at this path; off when empty")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -46,16 +49,15 @@ func runServe(args []string) error {
 	explicit := false
 	flags.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	slog.SetDefault(logging.New(level, os.Stderr))
-
 	cfg, err := policy.Load(*configPath, explicit)
 	if err != nil {
 		return err
 	}
+	level, err := serveLogLevel(&cfg, *logLevel, *debug)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logging.New(level, os.Stderr))
 	if os.Geteuid() != 0 {
 		return errors.New("the daemon must run as root, because it starts services as other users")
 	}
@@ -101,14 +103,17 @@ func runServe(args []string) error {
 	go watchSystemd(ctx, conn, service)
 	observer := startObservability(ctx, &cfg, service)
 
-	listener, err := api.Listen(&cfg)
+	listener, err := listenAPI(&cfg)
 	if err != nil {
 		return err
 	}
 	handler := api.NewServer(&cfg, service, errorKind, version)
 	handler.SetObserver(observer)
+	baseContext, cancelRequests := requestContexts()
+	defer cancelRequests(nil)
 	server := &http.Server{
 		Handler:           handler,
+		BaseContext:       baseContext,
 		ConnContext:       api.ConnContext,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
@@ -120,16 +125,16 @@ func runServe(args []string) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- server.Serve(listener) }()
+	notifySystemd(daemon.SdNotifyReady)
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve API on %s: %w", cfg.Socket.Path, err)
 	case <-ctx.Done():
 	}
+	notifySystemd(daemon.SdNotifyStopping)
 	slog.Info("stopping: finishing requests in progress", "timeout", shutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := server.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down API server: %w", err)
+	if err := shutdownAPI(server, cancelRequests); err != nil {
+		return err
 	}
 	slog.Info("sdspawner stopped; servers keep running")
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,6 +42,8 @@ type Config struct {
 	Servers ServersConfig `toml:"servers"`
 	// Metrics sets the optional Prometheus listener.
 	Metrics MetricsConfig `toml:"metrics"`
+	// Log sets what the daemon logs.
+	Log LogConfig `toml:"log"`
 	// SiteProperties are unit properties the admin sets on every server's unit, such as
 	// a site-wide BindReadOnlyPaths. Values are strings or lists of strings, written as
 	// in unit files. They are applied last, so they win over the hub's
@@ -64,6 +67,35 @@ type ServersConfig struct {
 	// StopTimeout is how long a stop waits after SIGTERM before systemd sends SIGKILL,
 	// as a duration such as "30s". The hub's stop(now=True) skips it.
 	StopTimeout Duration `toml:"stop_timeout"`
+}
+
+// LogConfig is the [log] table.
+type LogConfig struct {
+	// Level is the lowest level logged: "debug", "info", "warn" or "error". The
+	// daemon's --log-level and --debug flags override it.
+	Level string `toml:"level"`
+}
+
+// LogLevel returns log.level as a slog level.
+func (c *Config) LogLevel() (slog.Level, error) {
+	return ParseLogLevel(c.Log.Level)
+}
+
+// ParseLogLevel parses one of the level names "debug", "info", "warn" and "error", in
+// any case. Unlike slog.Level's UnmarshalText it rejects offsets such as "info+2",
+// which journald's priorities cannot show.
+func ParseLogLevel(name string) (slog.Level, error) {
+	switch strings.ToLower(name) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q is invalid: use debug, info, warn or error", name)
 }
 
 // LimitsConfig is the [limits] table. Zero means no cap. A request above a cap is
@@ -151,6 +183,7 @@ func Default() Config {
 		},
 		Accounts: AccountsConfig{DynamicUsers: true},
 		Servers:  ServersConfig{StopTimeout: Duration(30 * time.Second)},
+		Log:      LogConfig{Level: "info"},
 		Paths: PathsConfig{AllowedPrefixes: []string{
 			"/home", "/srv", "/data", "/mnt", "/media", "/opt", "/scratch", "/tmp", "/var/lib", "/var/tmp",
 		}},
@@ -202,6 +235,9 @@ func (c *Config) finish() error {
 		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil || port == "" {
 			return fmt.Errorf("metrics.listen %q is invalid: write host:port, such as \"127.0.0.1:9464\", or leave it empty to serve no metrics", c.Metrics.Listen)
 		}
+	}
+	if _, err := c.LogLevel(); err != nil {
+		return fmt.Errorf("log.level: %w", err)
 	}
 	if c.Servers.StopTimeout <= 0 {
 		return fmt.Errorf("servers.stop_timeout %s is invalid: give a positive duration such as \"30s\"", time.Duration(c.Servers.StopTimeout))

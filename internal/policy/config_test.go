@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"log/slog"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -36,6 +37,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		"[accounts]\nmin_uid = \"many\"\n":     "min_uid",
 		"[metrics]\nlisten = \"9464\"\n":       `metrics.listen "9464" is invalid: write host:port`,
 		"[metrics]\nlisten = \"localhost:\"\n": `metrics.listen "localhost:"`,
+		"[log]\nlevel = \"info+2\"\n":          `log.level: log level "info+2" is invalid`,
 	}
 	for text, want := range cases {
 		_, err := Load(writeConfig(t, text), true)
@@ -56,6 +58,24 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 	if _, err := Load(missing, true); err == nil {
 		t.Error("a missing file named explicitly gave no error")
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	cases := map[string]slog.Level{
+		"[log]\nlevel = \"DEBUG\"\n": slog.LevelDebug,
+		"[log]\nlevel = \"warn\"\n":  slog.LevelWarn,
+		"[log]\nlevel = \"error\"\n": slog.LevelError,
+		"":                           slog.LevelInfo,
+	}
+	for text, want := range cases {
+		cfg, err := Load(writeConfig(t, text), true)
+		if err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		if got, err := cfg.LogLevel(); err != nil || got != want {
+			t.Errorf("%q: LogLevel = %v, %v, want %v", text, got, err, want)
+		}
 	}
 }
 

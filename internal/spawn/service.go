@@ -276,9 +276,14 @@ func (s *Service) markEndHandled(k key, unit string) bool {
 	return false
 }
 
-// ended reports whether state is that of a unit whose processes are gone.
+// ended reports whether state is that of a unit whose processes are gone. A unit with
+// a queued job has not ended: it is inactive while its start job waits, for example
+// for a unit ordered before it, and its environment file is still to be read.
 func ended(state systemd.UnitState) bool {
-	return !state.Loaded() || state.ActiveState == "inactive" || state.ActiveState == "failed"
+	if !state.Loaded() {
+		return true
+	}
+	return state.JobID == 0 && (state.ActiveState == "inactive" || state.ActiveState == "failed")
 }
 
 // serverCounts returns how many servers user runs and how many run in total, leaving

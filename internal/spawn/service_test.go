@@ -295,6 +295,34 @@ func TestRecoverRebuildsIndex(t *testing.T) {
 	}
 }
 
+func TestRecoverKeepsQueuedStart(t *testing.T) {
+	s, sd, dir := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+	// A daemon killed while systemd's start job still waits leaves the unit inactive
+	// with the job queued.
+	u := sd.units[unit]
+	u.ActiveState, u.SubState, u.MainPID, u.JobID = "inactive", "dead", 0, 7
+
+	restarted := New(s.cfg, sd, s.envs)
+	restarted.lookupUser = lookupTestAccount
+	if err := restarted.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	restarted.HandleEvent(context.Background(), systemd.Event{Resync: true, Reason: "test"})
+	if files := listDir(t, dir); len(files) != 1 || files[0] != unit+".env" {
+		t.Errorf("files while the start job is queued = %v, want %s.env", files, unit)
+	}
+
+	u.ActiveState, u.SubState, u.JobID = "failed", "failed", 0
+	restarted.HandleEvent(context.Background(), systemd.Event{Resync: true, Reason: "test"})
+	if files := listDir(t, dir); len(files) != 0 {
+		t.Errorf("files after the start failed = %v, want none", files)
+	}
+}
+
 func TestStatusReportsExitStatus(t *testing.T) {
 	s, sd, _ := newTestService(t)
 	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {

@@ -135,7 +135,11 @@ func messageOrder(generation uint64, seq dbus.Sequence) uint64 {
 
 // dialSystemBus opens a private, authenticated connection to the system bus.
 func dialSystemBus(ctx context.Context) (*dbus.Conn, error) {
-	conn, err := dbus.SystemBusPrivate(dbus.WithContext(ctx))
+	// godbus closes a connection when its context ends. The daemon cancels its context
+	// on SIGTERM and then still finishes the starts and stops in progress, whose job
+	// results arrive on this connection, so the connection must outlive ctx. Conn.Close
+	// closes it.
+	conn, err := dbus.SystemBusPrivate(dbus.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +250,9 @@ func waitJob(ctx context.Context, job, name string, done <-chan string) error {
 		}
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for %s job of %s: %w", job, name, ctx.Err())
+		// The cause says why, such as the daemon stopping, where ctx.Err() only says
+		// "context canceled".
+		return fmt.Errorf("wait for %s job of %s: %w", job, name, context.Cause(ctx))
 	}
 }
 

@@ -25,16 +25,19 @@ var runtimeProperties = []struct{ iface, name string }{
 	{"org.freedesktop.systemd1.Service", "ControlGroup"},
 	{"org.freedesktop.systemd1.Unit", "InvocationID"},
 	{"org.freedesktop.systemd1.Unit", "ActiveEnterTimestamp"},
+	// A unit with a queued job, such as a start waiting for a unit ordered before it,
+	// is inactive without having ended.
+	{"org.freedesktop.systemd1.Unit", "Job"},
 }
 
 // RuntimeState reads the state of the service unit name like State, but only the
 // fields that change while a unit runs: LoadState, ActiveState, SubState, Result,
-// MainPID, ExecMainCode, ExecMainStatus, ControlGroup, InvocationID and
-// ActiveEnterTimestamp. User, LogExtraFields, FragmentPath, DropInPaths and the limits
+// MainPID, ExecMainCode, ExecMainStatus, ControlGroup, InvocationID,
+// ActiveEnterTimestamp and JobID. User, LogExtraFields, FragmentPath, DropInPaths and the limits
 // stay empty.
 //
 // State's GetAll returns several hundred properties of a service, which costs systemd,
-// the bus and the daemon far more than these ten. The Gets are sent together, so the
+// the bus and the daemon far more than these eleven. The Gets are sent together, so the
 // read waits for about one round trip after GetUnit.
 func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error) {
 	notFound := UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
@@ -110,6 +113,11 @@ func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error)
 		case []byte:
 			if len(v) > 0 {
 				state.InvocationID = hex.EncodeToString(v)
+			}
+		case []any:
+			// Job is a (uo) struct of the job's id and object path; id 0 means none.
+			if len(v) == 2 {
+				state.JobID, _ = v[0].(uint32)
 			}
 		case int32:
 			if prop.name == "ExecMainCode" {

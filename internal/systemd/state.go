@@ -55,6 +55,9 @@ type UnitState struct {
 	// on the bus connection that also receives the events. A state with a greater Seq
 	// than an event was read after systemd sent that event. 0 means unknown.
 	Seq uint64
+	// JobID is the id of the job queued for the unit, such as a start that waits for
+	// a unit ordered before it, and 0 when there is none.
+	JobID uint32
 }
 
 // Loaded reports whether systemd has the unit loaded.
@@ -137,6 +140,12 @@ func (c *Conn) state(ctx context.Context, name, method string) (UnitState, error
 	uint64Prop(props, "MemoryMax", &state.MemoryMax)
 	uint64Prop(props, "CPUQuotaPerSecUSec", &state.CPUQuotaPerSecUSec)
 	uint64Prop(props, "ActiveEnterTimestamp", &state.ActiveEnterTimestamp)
+	// Job is a (uo) struct of the job's id and object path. Id 0 means no job.
+	if job, ok := props["Job"].Value().([]any); ok && len(job) == 2 {
+		if id, ok := job[0].(uint32); ok {
+			state.JobID = id
+		}
+	}
 	if fields, ok := props["LogExtraFields"].Value().([][]byte); ok {
 		for _, field := range fields {
 			state.LogExtraFields = append(state.LogExtraFields, string(field))
