@@ -198,6 +198,29 @@ def test_daemon_runs_sandboxed(bed: Bed, hub: Hub) -> None:
     assert prop(bed, "sdspawner.service", "ProtectHome") == "read-only"
 
 
+def test_sandboxed_daemon_reads_logs_and_usage(bed: Bed, hub: Hub) -> None:
+    """The sandbox leaves the daemon what ps, logs and the readiness check need."""
+    servers = json.loads(bed.run(["sdspawner", "ps", "--json"]).stdout)["servers"]
+    alice = next(server for server in servers if server["user"] == "alice")
+    assert alice["active_state"] == "active"
+    assert alice["uptime_seconds"] > 0
+    logs = bed.run(["sdspawner", "logs", "-n", "50", "alice"]).stdout
+    assert "jupyter" in logs.lower(), logs
+    # The readiness check reached the server's port from inside the sandbox.
+    events = json.loads(
+        bed.run(
+            [
+                "curl",
+                "-sS",
+                "--unix-socket",
+                SOCKET,
+                "http://sdspawner/v1/servers/events?user=alice",
+            ]
+        ).stdout
+    )
+    assert events["events"][-1]["phase"] == "ready", events
+
+
 def test_log_has_journal_fields(bed: Bed, hub: Hub) -> None:
     output = bed.run(
         "journalctl --no-pager -o json -u sdspawner.service SDSPAWNER_USER=alice"
