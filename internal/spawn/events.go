@@ -22,7 +22,7 @@ import (
 //     unloaded), or a unit that has never run, and k has a start or stop in progress.
 //     The operation reads the state itself once its job is done, so the cache gets a
 //     state at least as new as every change made before that read. A start produces
-//     three such events: inactive for the new unit, activating and active.
+//     up to three such events: inactive for the new unit, activating and active.
 //   - The event reports a running or changing state that the cache already holds. Any
 //     change between the cached read and the event came with its own event, which
 //     differed from the cache and so was read.
