@@ -103,7 +103,7 @@ def save_profiles(bed: Bed, profile_dir: Path) -> dict[str, str]:
     """Copy the profiles out of the bed and return each one's `go tool pprof -top`."""
     profile_dir.mkdir(parents=True, exist_ok=True)
     names = bed.run(["ls", BED_PROFILE_DIR]).stdout.split()
-    tops = {}
+    tops: dict[str, str] = {}
     for name in names:
         encoded = bed.run(["base64", "-w0", f"{BED_PROFILE_DIR}/{name}"]).stdout
         path = profile_dir / name
@@ -133,7 +133,7 @@ def pprof_top(path: Path, *flags: str) -> str:
 def trace_tops(path: Path) -> dict[str, str]:
     """Return the top waits of an execution trace: on the network (the socket and
     D-Bus), in system calls, and on locks and channels."""
-    tops = {}
+    tops: dict[str, str] = {}
     for kind in ("net", "syscall", "sync"):
         profile = path.with_name(f"{path.stem}-{kind}.pb.gz")
         with profile.open("wb") as out:

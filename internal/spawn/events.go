@@ -19,10 +19,10 @@ import (
 //     A cached end that the daemon has not cleaned up after yet is still read, because
 //     the read leads to that cleanup.
 //   - The event reports a running or changing state (not inactive, failed or
-//     unloaded), and k has a start or stop in progress. The operation reads the state
-//     itself once its job is done, so the cache gets a state at least as new as every
-//     change made before that read. A start produces two such events (activating,
-//     active).
+//     unloaded), or a unit that has never run, and k has a start or stop in progress.
+//     The operation reads the state itself once its job is done, so the cache gets a
+//     state at least as new as every change made before that read. A start produces
+//     up to three such events: inactive for the new unit, activating and active.
 //   - The event reports a running or changing state that the cache already holds. Any
 //     change between the cached read and the event came with its own event, which
 //     differed from the cache and so was read.
@@ -59,8 +59,14 @@ func (s *Service) eventCoveredByCache(k key, event systemd.Event) bool {
 		return false
 	}
 	activeState, ok := event.Changed["ActiveState"].Value().(string)
-	if !ok || activeState == "inactive" || activeState == "failed" {
+	if !ok || activeState == "failed" {
 		return false
+	}
+	if activeState == "inactive" {
+		// systemd sets InactiveExitTimestamp when a unit first leaves inactive, so 0
+		// marks a unit that was created and has not run yet, not one that ended.
+		exited, ok := event.Changed["InactiveExitTimestamp"].Value().(uint64)
+		return ok && exited == 0 && s.busy[k]
 	}
 	if s.busy[k] {
 		return true

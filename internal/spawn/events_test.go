@@ -147,3 +147,35 @@ func TestOlderEventReadsUnhandledEnd(t *testing.T) {
 		t.Errorf("the environment file of the ended server is still there: %v", err)
 	}
 }
+
+func TestNewUnitEventDuringStartSkipsRead(t *testing.T) {
+	s, sd, _ := newTestService(t)
+	if _, err := s.Start(context.Background(), startRequest("alice")); err != nil {
+		t.Fatal(err)
+	}
+	unit := "jupyter-alice-singleuser.service"
+	s.busy[key{user: "alice"}] = true
+	inactive := func(inactiveExit uint64) systemd.Event {
+		return systemd.Event{Unit: unit, Changed: map[string]dbus.Variant{
+			"ActiveState": dbus.MakeVariant("inactive"), "SubState": dbus.MakeVariant("dead"),
+			"InactiveExitTimestamp": dbus.MakeVariant(inactiveExit),
+		}}
+	}
+
+	before := sd.stateCalls
+	s.HandleEvent(context.Background(), inactive(0))
+	if sd.stateCalls != before {
+		t.Errorf("the inactive event of a unit that never ran read the state %d times, want 0", sd.stateCalls-before)
+	}
+
+	s.HandleEvent(context.Background(), inactive(1733300000000000))
+	if sd.stateCalls != before+1 {
+		t.Errorf("the inactive event of a unit that ran read the state %d times, want 1", sd.stateCalls-before)
+	}
+
+	delete(s.busy, key{user: "alice"})
+	s.HandleEvent(context.Background(), inactive(0))
+	if sd.stateCalls != before+2 {
+		t.Errorf("an inactive event with no operation in progress read the state %d times, want 1", sd.stateCalls-before-1)
+	}
+}

@@ -262,7 +262,7 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
         raise RemoteProtocolError(f"invalid status line {lines[0][:100]!r}")
-    headers = {}
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
@@ -275,7 +275,7 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size_line = await reader.readuntil(b"\r\n")
         try:
