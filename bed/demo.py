@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
-from hubbed import Bed, BedError, Hub
+from hubbed import DAEMON_BINARY, Bed, BedError, Hub
 
 USERS = ["alice", "bob"]
 
@@ -88,6 +88,10 @@ def main() -> int:
         current = "read the units back from systemd"
         step(current)
         print_units(hub)
+
+        current = "list the servers as an admin sees them (sdspawner ps)"
+        step(current)
+        print(bed.run([DAEMON_BINARY, "ps"]).stdout, end="")
 
         for user in USERS:
             current = f"stop {user}'s server"

@@ -10,7 +10,7 @@ import (
 // eventNeedsNoRead reports whether the state read that event would trigger can be
 // skipped. systemd sends PropertiesChanged for a unit's Unit interface with
 // ActiveState and SubState on every change of any of its properties, and each read
-// costs systemd a GetUnit and eleven Gets, which delay the starts queued behind them.
+// costs systemd a GetUnit and eight Gets, which delay the starts queued behind them.
 // The read is skipped when one of these holds:
 //
 //   - The cached state was read after systemd sent the event (its Seq is greater),

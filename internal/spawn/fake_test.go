@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -116,7 +117,27 @@ func (f *fakeSystemd) RuntimeState(ctx context.Context, name string) (systemd.Un
 	state, err := f.State(ctx, name)
 	state.User, state.LogExtraFields, state.FragmentPath, state.DropInPaths = "", nil, "", nil
 	state.MemoryMax, state.CPUQuotaPerSecUSec = 0, 0
+	state.ControlGroup, state.InvocationID, state.ActiveEnterTimestamp = "", "", 0
 	return state, err
+}
+
+// UnitProperty returns the cgroup and the invocation id of a loaded unit.
+func (f *fakeSystemd) UnitProperty(ctx context.Context, name, iface, property string) (any, error) {
+	f.record("get " + property + " " + name)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.units[name]
+	if !ok {
+		return nil, fmt.Errorf("unit %s is not loaded", name)
+	}
+	switch property {
+	case "ControlGroup":
+		return u.ControlGroup, nil
+	case "InvocationID":
+		id, err := hex.DecodeString(u.InvocationID)
+		return id, err
+	}
+	return nil, fmt.Errorf("the fake has no property %s", property)
 }
 
 // LoadState returns the same as State; the fake has no unit files.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/sdspawner/sdspawner/internal/api"
+	"github.com/sdspawner/sdspawner/internal/journal"
 	"github.com/sdspawner/sdspawner/internal/systemd"
 )
 
@@ -88,9 +90,15 @@ func TestProgressReportsExitBeforeReady(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var queries sync.Map
+	s.tailJournal = func(q journal.Query) ([]journal.Entry, error) {
+		queries.Store(q.InvocationID, q.Unit)
+		return testJournal.tail(q)
+	}
 	sd.mu.Lock()
 	u := sd.units[st.Unit]
 	u.ActiveState, u.SubState, u.Result, u.ExecMainCode, u.ExecMainStatus, u.MainPID = "failed", "failed", "exit-code", 1, 1, 0
+	u.InvocationID = "5f3b0c8f6d2e4a1b9c7d0e1f2a3b4c5d"
 	sd.mu.Unlock()
 	s.HandleEvent(context.Background(), systemd.Event{Unit: st.Unit, Changed: map[string]dbus.Variant{"ActiveState": dbus.MakeVariant("failed")}})
 
@@ -98,6 +106,13 @@ func TestProgressReportsExitBeforeReady(t *testing.T) {
 	last := events[len(events)-1]
 	if last.Phase != api.PhaseFailed || !strings.Contains(last.Message, "exited with status 1") || !strings.Contains(last.Message, "No module named 'jupyterhub_missing'") {
 		t.Fatalf("last event = %+v, want failed with the exit status and the log", last)
+	}
+	// Only this run's journal lines are read: the unit's invocation id selects them.
+	if _, ok := queries.Load("5f3b0c8f6d2e4a1b9c7d0e1f2a3b4c5d"); !ok {
+		t.Error("the journal was not read by the run's invocation id")
+	}
+	if _, ok := queries.Load(""); ok {
+		t.Error("the journal was read without the run's invocation id")
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -108,7 +108,9 @@ func (s *Service) waitReady(k key, unit string, target *readyTarget) {
 			return
 		}
 		if e.state != nil && ended(*e.state) && !s.isBusy(k) {
-			reason := s.failureReason(ctx, unit, *e.state)
+			state := *e.state
+			state.InvocationID = s.invocationOf(ctx, k, unit)
+			reason := s.failureReason(ctx, unit, state)
 			s.recordFailure(k, unit, reason)
 			s.addEvent(k, unit, api.PhaseFailed, 100, reason)
 			return

@@ -27,6 +27,7 @@ type Systemd interface {
 	State(ctx context.Context, name string) (systemd.UnitState, error)
 	RuntimeState(ctx context.Context, name string) (systemd.UnitState, error)
 	LoadState(ctx context.Context, name string) (systemd.UnitState, error)
+	UnitProperty(ctx context.Context, name, iface, property string) (any, error)
 	PropertyTypes(ctx context.Context) (map[string]string, error)
 }
 
@@ -63,6 +64,12 @@ type entry struct {
 	last, prev *sample
 	// oomSeen is the unit's OOM kill counter at the last read, nil before the first.
 	oomSeen *uint64
+	// cgroup, invocation and startedAt describe the unit's current run. The state
+	// reads that follow systemd's events leave them out, so they are read once, when
+	// first needed.
+	cgroup     string
+	invocation string
+	startedAt  time.Time
 }
 
 // Service starts, stops and reports users' servers.
@@ -150,7 +157,11 @@ func (s *Service) Recover(ctx context.Context) error {
 			acct = account.Account{Name: state.User}
 		}
 		k := key{user: user, server: server}
-		s.remember(k, entry{unit: unit, acct: acct, limits: limits{memoryMax: state.MemoryMax, cpuQuotaPerSecUSec: state.CPUQuotaPerSecUSec}})
+		s.remember(k, entry{
+			unit: unit, acct: acct, cgroup: state.ControlGroup, invocation: state.InvocationID,
+			limits:    limits{memoryMax: state.MemoryMax, cpuQuotaPerSecUSec: state.CPUQuotaPerSecUSec},
+			startedAt: timestamp(state.ActiveEnterTimestamp),
+		})
 		slog.Info("recovered server", "user", user, "server", server, "unit", unit, "active_state", state.ActiveState)
 		// A server that ended while the daemon was down is cleaned up now.
 		s.update(ctx, k, unit)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/sdspawner/sdspawner/internal/api"
 	"github.com/sdspawner/sdspawner/internal/systemd"
@@ -94,6 +95,7 @@ func (s *Service) startClaimed(ctx context.Context, k key, p plan) (api.Status, 
 	if _, err := s.refresh(ctx, k, p.unit); err != nil {
 		return api.Status{}, err
 	}
+	s.setStarted(k, p.unit, time.Now())
 	st, err := s.status(ctx, k)
 	st.Warnings = p.warnings
 	return st, err

@@ -92,8 +92,10 @@ func (s *Service) update(ctx context.Context, k key, unit string) {
 	// so the failed unit is reset here. Its final state stays in the index, and its
 	// output stays in the journal.
 	if state.ActiveState == "failed" {
-		// The reason is read from the journal before the reset, in the background,
-		// because journald may need a moment to store the last lines.
+		// The reason is read from the journal in the background, because journald may
+		// need a moment to store the last lines. The run's id must be read before the
+		// reset.
+		state.InvocationID = s.invocationOf(ctx, k, unit)
 		go func() { s.recordFailure(k, unit, s.failureReason(s.background, unit, state)) }()
 		if err := s.sd.ResetFailed(ctx, unit); err != nil {
 			slog.Warn("resetting the failed unit of an ended server failed", "unit", unit, "err", err)

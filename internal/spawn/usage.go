@@ -99,18 +99,22 @@ func (s *Service) sampleAll() {
 	}
 	s.mu.Unlock()
 	for _, k := range keys {
-		s.sampleServer(k)
+		s.sampleServer(s.background, k)
 	}
 }
 
 // sampleServer reads the usage of k's unit, stores it as the newest sample, logs new
 // OOM kills, and returns the usage with the previous sample.
-func (s *Service) sampleServer(k key) (cgroup.Usage, *sample, bool) {
+func (s *Service) sampleServer(ctx context.Context, k key) (cgroup.Usage, *sample, bool) {
 	e, ok := s.lookup(k)
-	if !ok || e.state == nil || e.state.ControlGroup == "" || ended(*e.state) {
+	if !ok || e.state == nil || ended(*e.state) {
 		return cgroup.Usage{}, nil, false
 	}
-	usage, err := s.readUsage(e.state.ControlGroup)
+	path := s.cgroupOf(ctx, k, e.unit)
+	if path == "" {
+		return cgroup.Usage{}, nil, false
+	}
+	usage, err := s.readUsage(path)
 	if err != nil {
 		return cgroup.Usage{}, nil, false
 	}
@@ -191,13 +195,12 @@ func (s *Service) List(ctx context.Context) ([]api.ServerInfo, error) {
 			cores := float64(quota) / 1e6
 			info.CPULimit = &cores
 		}
-		if state.ActiveEnterTimestamp != 0 && !ended(state) {
-			started := time.UnixMicro(int64(state.ActiveEnterTimestamp))
+		if started := e.startedAt; !started.IsZero() && !ended(state) {
 			info.StartedAt = started.UTC().Format(time.RFC3339)
 			uptime := now.Sub(started).Seconds()
 			info.UptimeSeconds = &uptime
 		}
-		if usage, base, ok := s.sampleServer(k); ok {
+		if usage, base, ok := s.sampleServer(ctx, k); ok {
 			info.MemoryBytes = usage.MemoryBytes
 			info.Tasks = usage.Tasks
 			info.OOMKills = usage.OOMKills

@@ -37,8 +37,8 @@ func TestListReportsUsageAndLimits(t *testing.T) {
 	u.ControlGroup = "/system.slice/" + st.Unit
 	u.MemoryMax = 1 << 30
 	u.CPUQuotaPerSecUSec = 500000
-	u.ActiveEnterTimestamp = uint64(time.Now().Add(-time.Minute).UnixMicro())
 	sd.mu.Unlock()
+	s.setStarted(key{user: "alice"}, st.Unit, time.Now().Add(-time.Minute))
 	if _, err := s.refresh(context.Background(), key{user: "alice"}, st.Unit); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package systemd
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -20,11 +19,6 @@ var runtimeProperties = []struct{ iface, name string }{
 	{"org.freedesktop.systemd1.Service", "MainPID"},
 	{"org.freedesktop.systemd1.Service", "ExecMainCode"},
 	{"org.freedesktop.systemd1.Service", "ExecMainStatus"},
-	// The next three are new for each run of a unit: ps reads usage from the cgroup,
-	// and a failure reason selects the run's journal lines by invocation.
-	{"org.freedesktop.systemd1.Service", "ControlGroup"},
-	{"org.freedesktop.systemd1.Unit", "InvocationID"},
-	{"org.freedesktop.systemd1.Unit", "ActiveEnterTimestamp"},
 	// A unit with a queued job, such as a start waiting for a unit ordered before it,
 	// is inactive without having ended.
 	{"org.freedesktop.systemd1.Unit", "Job"},
@@ -32,12 +26,11 @@ var runtimeProperties = []struct{ iface, name string }{
 
 // RuntimeState reads the state of the service unit name like State, but only the
 // fields that change while a unit runs: LoadState, ActiveState, SubState, Result,
-// MainPID, ExecMainCode, ExecMainStatus, ControlGroup, InvocationID,
-// ActiveEnterTimestamp and JobID. User, LogExtraFields, FragmentPath, DropInPaths and the limits
-// stay empty.
+// MainPID, ExecMainCode, ExecMainStatus and JobID. The other fields stay empty; the
+// daemon reads a unit's cgroup and invocation id with UnitProperty when it needs them.
 //
 // State's GetAll returns several hundred properties of a service, which costs systemd,
-// the bus and the daemon far more than these eleven. The Gets are sent together, so the
+// the bus and the daemon far more than these eight. The Gets are sent together, so the
 // read waits for about one round trip after GetUnit.
 func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error) {
 	notFound := UnitState{Name: name, LoadState: "not-found", ActiveState: "inactive", SubState: "dead"}
@@ -103,17 +96,9 @@ func (c *Conn) RuntimeState(ctx context.Context, name string) (UnitState, error)
 				state.SubState = v
 			case "Result":
 				state.Result = v
-			case "ControlGroup":
-				state.ControlGroup = v
 			}
 		case uint32:
 			state.MainPID = v
-		case uint64:
-			state.ActiveEnterTimestamp = v
-		case []byte:
-			if len(v) > 0 {
-				state.InvocationID = hex.EncodeToString(v)
-			}
 		case []any:
 			// Job is a (uo) struct of the job's id and object path; id 0 means none.
 			if len(v) == 2 {

@@ -188,10 +188,22 @@ func busEscape(name string) string {
 // ServiceProperty reads one property of the service unit name from systemd's
 // org.freedesktop.systemd1.Service interface, such as "MemoryMax" or "User".
 func (c *Conn) ServiceProperty(ctx context.Context, name, property string) (any, error) {
+	return c.UnitProperty(ctx, name, "Service", property)
+}
+
+// UnitProperty reads one property of the loaded unit name from systemd's interface
+// org.freedesktop.systemd1.<iface>, "Unit" or "Service". Read only units that are
+// loaded: for another name systemd loads a placeholder and unloads it again.
+func (c *Conn) UnitProperty(ctx context.Context, name, iface, property string) (any, error) {
+	free, err := c.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer free()
 	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + busEscape(name))
 	var value dbus.Variant
-	err := c.rawConn().Object("org.freedesktop.systemd1", path).
-		CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1.Service", property).Store(&value)
+	err = c.rawConn().Object("org.freedesktop.systemd1", path).
+		CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, "org.freedesktop.systemd1."+iface, property).Store(&value)
 	if err != nil {
 		return nil, fmt.Errorf("read property %s of unit %s: %w", property, name, err)
 	}

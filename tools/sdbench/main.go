@@ -354,7 +354,7 @@ func compareMethod(ctx context.Context, conn *systemd.Conn, m method, n int, add
 		}
 		if phase.label == "sequential" && m.name == "raw D-Bus" {
 			// The daemon's own state read, for comparison with State's GetAll above.
-			runtimePoll, err := sequential(ctx, "poll with 7 properties, raw D-Bus", n, func(ctx context.Context, i int) error {
+			runtimePoll, err := sequential(ctx, "poll with the daemon's runtime properties, raw D-Bus", n, func(ctx context.Context, i int) error {
 				_, err := conn.RuntimeState(ctx, fmt.Sprintf("bench-raw-%d.service", i))
 				return err
 			})
