@@ -25,14 +25,38 @@ func serverFlags(name string, args []string, extra func(*flag.FlagSet)) (c *clie
 		fmt.Fprintf(flags.Output(), "usage: sdspawner %s [options] USER [SERVER]\n", name)
 		flags.PrintDefaults()
 	}
-	if err := flags.Parse(args); err != nil {
+	positional, err := parseInterspersed(flags, args)
+	if err != nil {
 		return nil, "", "", err
 	}
-	if flags.NArg() < 1 || flags.NArg() > 2 {
+	if len(positional) < 1 || len(positional) > 2 {
 		flags.Usage()
-		return nil, "", "", fmt.Errorf("expected USER [SERVER], got %d arguments", flags.NArg())
+		return nil, "", "", fmt.Errorf("expected USER [SERVER], got %d arguments: %q", len(positional), positional)
 	}
-	return client.New(*socket), flags.Arg(0), flags.Arg(1), nil
+	positional = append(positional, "")
+	return client.New(*socket), positional[0], positional[1], nil
+}
+
+// parseInterspersed parses args with flags, allowing options after the positional
+// arguments too (`sdspawner logs alice -f`), and returns the positional arguments.
+// After "--" every argument is positional.
+func parseInterspersed(flags *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := flags.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := flags.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		// flag.Parse consumed a "--" just before rest if the argument before rest was one.
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 func runStatus(args []string) error {

@@ -26,6 +26,11 @@ func runCheck(args []string) error {
 		}
 		return err
 	}
+	if os.Geteuid() != 0 {
+		// systemd would refuse the probe unit, and the verdict would wrongly say that
+		// limits are not enforced.
+		return errors.New("run it as root (sudo sdspawner check): the check starts a short-lived probe unit, which only root may do")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn, err := systemd.Connect(ctx)
@@ -70,6 +75,9 @@ func printReport(r check.Report) {
 	}
 	for _, note := range r.Notes {
 		fmt.Printf("note:         %s\n", note)
+	}
+	if !r.Enforced {
+		fmt.Println("next step:    see \"Limits are not enforced\" in docs/troubleshooting.md")
 	}
 }
 

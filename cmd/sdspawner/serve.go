@@ -83,6 +83,18 @@ func runServe(args []string) error {
 	if err := service.CheckSiteProperties(ctx); err != nil {
 		return err
 	}
+	warnings, err := service.CheckAllowedProperties(ctx)
+	if err != nil {
+		return err
+	}
+	for _, warning := range warnings {
+		slog.Warn("configuration: " + warning)
+	}
+	if group := cfg.Accounts.RequiredGroup; group != "" {
+		if _, err := user.LookupGroup(group); err != nil {
+			slog.Warn("accounts.required_group names a group that does not exist, so every start is rejected until it is created", "group", group, "err", err)
+		}
+	}
 	for _, group := range cfg.Callers.Groups {
 		if _, err := user.LookupGroup(group); err != nil {
 			slog.Warn("callers.groups contains a group that does not exist, so it grants no access", "group", group, "err", err)

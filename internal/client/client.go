@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/sdspawner/sdspawner/internal/api"
@@ -100,7 +101,7 @@ func (c *Client) Logs(ctx context.Context, user, server string, lines int, follo
 	}
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return fmt.Errorf("sdspawner daemon not reachable at %s: %w; is `sdspawner serve` running?", c.socket, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -126,6 +127,18 @@ func (c *Client) Logs(ctx context.Context, user, server string, lines int, follo
 		if err := emit(line.LogEntry); err != nil {
 			return err
 		}
+	}
+}
+
+// unreachable explains a failed connection to the socket with the likely fix.
+func (c *Client) unreachable(err error) error {
+	switch {
+	case errors.Is(err, syscall.EACCES):
+		return fmt.Errorf("permission denied on the sdspawner socket %s: run the command as root, or as a member of the socket's group (see ls -l %s): %w", c.socket, c.socket, err)
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("no sdspawner socket at %s: start the daemon (systemctl start sdspawner.socket), or give its socket with -socket: %w", c.socket, err)
+	default:
+		return fmt.Errorf("sdspawner daemon not reachable at %s: %w; is `sdspawner serve` running?", c.socket, err)
 	}
 }
 
@@ -156,7 +169,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("sdspawner daemon not reachable at %s: %w; is `sdspawner serve` running?", c.socket, err)
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, api.MaxBodyBytes))

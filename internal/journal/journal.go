@@ -102,6 +102,37 @@ func Follow(ctx context.Context, q Query, emit func(Entry) error) error {
 	return nil
 }
 
+// LastUnit returns the unit of the newest journal entry that a server of user logged,
+// or "" when there is none. sdspawner's units carry the user and server as journal
+// fields, so the log of a server stays findable after the daemon restarted and forgot
+// the unit. userField, serverField and managedField name those fields.
+func LastUnit(userField, user, serverField, server, managedField string) (string, error) {
+	j, err := sdjournal.NewJournal()
+	if err != nil {
+		return "", fmt.Errorf("open the journal to find the unit of user %q: %w", user, err)
+	}
+	defer j.Close()
+	for _, m := range []string{managedField + "=1", userField + "=" + user, serverField + "=" + server} {
+		if err := j.AddMatch(m); err != nil {
+			return "", fmt.Errorf("select journal entries of user %q: %w", user, err)
+		}
+	}
+	if err := j.SeekTail(); err != nil {
+		return "", fmt.Errorf("read the journal of user %q: %w", user, err)
+	}
+	n, err := j.Previous()
+	if err != nil || n == 0 {
+		return "", err
+	}
+	unit, err := j.GetDataValue("_SYSTEMD_UNIT")
+	if err != nil {
+		// An entry without the field, such as one the unit's process sent with
+		// another unit's credentials, names no unit.
+		return "", nil
+	}
+	return unit, nil
+}
+
 func open(q Query) (*sdjournal.Journal, error) {
 	if q.Unit == "" {
 		return nil, errors.New("read journal: no unit given")

@@ -150,3 +150,11 @@ func TestCheckAccountRequiredGroup(t *testing.T) {
 		t.Error("a missing required group gave no error")
 	}
 }
+
+func TestSizeString(t *testing.T) {
+	for size, want := range map[Size]string{0: "0", 512: "512", 1 << 20: "1M", 3 << 29: "1536M", 2 << 30: "2G", 1 << 40: "1T", 1536: "1536"} {
+		if got := size.String(); got != want {
+			t.Errorf("Size(%d).String() = %q, want %q", uint64(size), got, want)
+		}
+	}
+}

@@ -97,6 +97,9 @@ func neverAllowedReason(name string) string {
 // forbidden name is reported as forbidden even when this systemd does not know it.
 func CheckNeverAllowed(name string) error {
 	if reason := neverAllowedReason(name); reason != "" {
+		if CheckSiteProperty(name, name) == nil {
+			return fmt.Errorf("unit_extra_properties: %s may not be set from the hub, because it %s; an admin can set it for every server in site_properties of the daemon's configuration", name, reason)
+		}
 		return fmt.Errorf("unit_extra_properties: %s may not be set from the hub, because it %s", name, reason)
 	}
 	return nil

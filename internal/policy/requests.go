@@ -28,7 +28,8 @@ func (c *Config) CheckEnvName(name string) error {
 // CheckMemLimit returns an error when bytes is above limits.max_mem_limit.
 func (c *Config) CheckMemLimit(bytes int64) error {
 	if c.Limits.MaxMemLimit > 0 && uint64(bytes) > uint64(c.Limits.MaxMemLimit) {
-		return fmt.Errorf("mem_limit %d is above the daemon's cap limits.max_mem_limit %d; lower mem_limit or ask the admin to raise the cap", bytes, uint64(c.Limits.MaxMemLimit))
+		return fmt.Errorf("mem_limit %d (%s) is above the daemon's cap limits.max_mem_limit %d (%s); lower mem_limit or ask the admin to raise the cap",
+			bytes, Size(bytes), uint64(c.Limits.MaxMemLimit), c.Limits.MaxMemLimit)
 	}
 	return nil
 }
@@ -67,7 +68,7 @@ func (c *Config) CheckPathPrefix(option, written, resolved string) error {
 	if resolved != written {
 		shown = fmt.Sprintf("%s (resolved to %s)", written, resolved)
 	}
-	return fmt.Errorf("%s %s is not under any of the daemon's paths.allowed_prefixes %v", option, shown, c.Paths.AllowedPrefixes)
+	return fmt.Errorf("%s %s is not under any of the daemon's paths.allowed_prefixes %v; use a directory under one of them, or ask the admin to add a prefix", option, shown, c.Paths.AllowedPrefixes)
 }
 
 // Clean reports whether path is absolute and already in filepath.Clean form, so it

@@ -52,7 +52,7 @@ func (c *Config) CheckAccount(acct account.Account) error {
 	if c.Accounts.RequiredGroup != "" {
 		group, err := user.LookupGroup(c.Accounts.RequiredGroup)
 		if err != nil {
-			return fmt.Errorf("accounts.required_group %q: %w", c.Accounts.RequiredGroup, err)
+			return fmt.Errorf("accounts.required_group %q was not found (%v): create the group and add the users who may run servers to it, or remove accounts.required_group from the daemon's configuration", c.Accounts.RequiredGroup, err)
 		}
 		for _, gid := range acct.GIDs {
 			if strconv.FormatUint(uint64(gid), 10) == group.Gid {

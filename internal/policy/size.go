@@ -42,3 +42,16 @@ func (d *Duration) UnmarshalText(text []byte) error {
 	*d = Duration(value)
 	return nil
 }
+
+// String writes s the way the configuration does: with the largest of K, M, G and T
+// (powers of 1024) that divides it, else in bytes.
+func (s Size) String() string {
+	units := []string{"T", "G", "M", "K"}
+	for i, unit := range units {
+		factor := uint64(1) << (10 * (len(units) - i))
+		if s != 0 && uint64(s)%factor == 0 {
+			return strconv.FormatUint(uint64(s)/factor, 10) + unit
+		}
+	}
+	return strconv.FormatUint(uint64(s), 10)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/sdspawner/sdspawner/internal/policy"
 	"github.com/sdspawner/sdspawner/internal/systemd"
@@ -74,6 +75,36 @@ func (s *Service) CheckSiteProperties(ctx context.Context) error {
 		return fmt.Errorf("daemon configuration: %w", err)
 	}
 	return nil
+}
+
+// CheckAllowedProperties returns a warning for each entry of properties.allow that is
+// not a property of this systemd's services, with the right name when only its case
+// differs. Such an entry allows nothing. It is not an error, because a configuration
+// may be shared by machines whose systemd versions know different properties.
+func (s *Service) CheckAllowedProperties(ctx context.Context) ([]string, error) {
+	if len(s.cfg.Properties.Allow) == 0 {
+		return nil, nil
+	}
+	types, err := s.propertyTypes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var warnings []string
+	for _, name := range s.cfg.Properties.Allow {
+		if _, ok := types[name]; ok {
+			continue
+		}
+		warning := fmt.Sprintf("properties.allow entry %q is not a property of this systemd's services, so it allows nothing", name)
+		for known := range types {
+			if strings.EqualFold(known, name) {
+				warning = fmt.Sprintf("properties.allow entry %q allows nothing: property names are case-sensitive; write %q", name, known)
+				break
+			}
+		}
+		warnings = append(warnings, warning)
+	}
+	sort.Strings(warnings)
+	return warnings, nil
 }
 
 // checkHubProperty applies the never-allowed list and the allow-list to one of the

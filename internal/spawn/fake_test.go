@@ -222,6 +222,7 @@ func newTestService(t testing.TB) (*Service, *fakeSystemd, string) {
 	s := New(&cfg, sd, envs)
 	s.lookupUser = lookupTestAccount
 	s.tailJournal = testJournal.tail
+	s.lastUnit = func(string, string, string, string, string) (string, error) { return "", nil }
 	plainDir := fakeFile{mode: fs.ModeDir | 0o755}
 	files := fakeFS{
 		"/": plainDir, "/usr": plainDir, "/usr/local": plainDir, "/usr/local/bin": plainDir, "/usr/bin": plainDir,

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/sdspawner/sdspawner/internal/api"
@@ -13,8 +14,9 @@ var followJournal = journal.Follow
 
 // Logs sends the last lines of the journal of user's server to emit, oldest first, and
 // with follow keeps sending new lines until ctx ends. The server is found by its
-// current unit, or by the unit of its latest start, so that the log of a server that
-// failed and was cleaned up can still be read.
+// current unit, by the unit of its latest start, or else by the journal fields that its
+// units carry, so that the log of a server that failed and was cleaned up, even before
+// a restart of the daemon, can still be read.
 func (s *Service) Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(api.LogEntry) error) error {
 	k := key{user: user, server: server}
 	unit := ""
@@ -28,7 +30,16 @@ func (s *Service) Logs(ctx context.Context, user, server string, lines int, foll
 		s.mu.Unlock()
 	}
 	if unit == "" {
-		return newError(KindNotFound, "no server %q of user %q is known to sdspawner since it started; if the unit name is known, use journalctl -u UNIT", server, user)
+		// The daemon restarted since the server ran: its units' journal fields still
+		// name the user and server.
+		found, err := s.lastUnit(fieldUser, user, fieldServer, server, fieldManaged)
+		if err != nil {
+			slog.Warn("searching the journal for a server's unit failed", "user", user, "server", server, "err", err)
+		}
+		unit = found
+	}
+	if unit == "" {
+		return newError(KindNotFound, "no server %q of user %q has logged anything; check the user name, and the server name for a named server", server, user)
 	}
 	if lines < 1 || lines > journal.MaxLines {
 		return invalidf("lines %d is out of range: expected 1 to %d", lines, journal.MaxLines)

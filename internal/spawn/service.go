@@ -78,12 +78,13 @@ type Service struct {
 	sd   Systemd
 	envs *envfile.Store
 
-	// lookupUser, stat, resolve, tailJournal, dial and readUsage are replaced in
-	// unit tests.
+	// lookupUser, stat, resolve, tailJournal, lastUnit, dial and readUsage are
+	// replaced in unit tests.
 	lookupUser  func(name string) (account.Account, error)
 	stat        func(path string) (fs.FileInfo, error)
 	resolve     func(path string) (string, error)
 	tailJournal func(q journal.Query) ([]journal.Entry, error)
+	lastUnit    func(userField, user, serverField, server, managedField string) (string, error)
 	dial        func(ctx context.Context, addr string) error
 	readUsage   func(cgroupPath string) (cgroup.Usage, error)
 
@@ -116,6 +117,7 @@ func New(cfg *policy.Config, sd Systemd, envs *envfile.Store) *Service {
 		stat:        os.Stat,
 		resolve:     filepath.EvalSymlinks,
 		tailJournal: journal.Tail,
+		lastUnit:    journal.LastUnit,
 		dial:        dialPort,
 		readUsage:   noUsage,
 		background:  context.Background(),

@@ -20,6 +20,11 @@ const Suffix = ".service"
 // is 256 bytes with the terminating NUL, in systemd's src/basic/unit-name.h).
 const maxNameLength = 255
 
+// maxCreatedLength is the longest unit name, with its suffix, that ForServer returns.
+// systemd names a unit's PrivateTmp= directory "systemd-private-", 32 hex digits, "-",
+// the unit name and "-XXXXXX", and that file name must fit in 255 bytes too.
+const maxCreatedLength = maxNameLength - len("systemd-private-") - 32 - len("-") - len("-XXXXXX")
+
 // hashLength is the number of hex digits of SHA-256 kept when a long name is shortened.
 const hashLength = 16
 
@@ -109,7 +114,7 @@ func Uses(template, name string) bool {
 // ":" and the escaped server name are appended, so that the default template keeps
 // upstream's name for the default server and still gives each named server its own unit.
 // Escape never emits ':', so the split between user and server part stays unambiguous.
-// A name longer than systemd allows is cut and ends in a hash of the whole name.
+// A name longer than maxCreatedLength is cut and ends in a hash of the whole name.
 func ForServer(template string, vars Vars) (string, error) {
 	if template == "" {
 		template = DefaultTemplate
@@ -120,9 +125,9 @@ func ForServer(template string, vars Vars) (string, error) {
 	}
 	base = strings.TrimSuffix(base, Suffix)
 
-	if len(base)+len(Suffix) > maxNameLength {
+	if len(base)+len(Suffix) > maxCreatedLength {
 		sum := sha256.Sum256([]byte(base))
-		keep := maxNameLength - len(Suffix) - hashLength - len(hashMark)
+		keep := maxCreatedLength - len(Suffix) - hashLength - len(hashMark)
 		base = trimEscape(base[:keep]) + hashMark + hex.EncodeToString(sum[:])[:hashLength]
 	}
 

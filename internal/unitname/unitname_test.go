@@ -78,8 +78,8 @@ func TestForServerShortensLongNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a) > maxNameLength || len(b) > maxNameLength {
-		t.Errorf("lengths %d and %d exceed %d", len(a), len(b), maxNameLength)
+	if len(a) > maxCreatedLength || len(b) > maxCreatedLength {
+		t.Errorf("lengths %d and %d exceed %d", len(a), len(b), maxCreatedLength)
 	}
 	if a == b {
 		t.Errorf("two long names map to the same unit %q", a)
@@ -176,5 +176,25 @@ func TestDynamicUserName(t *testing.T) {
 			t.Errorf("%q and %q share %q", user, other, name)
 		}
 		seen[name] = user
+	}
+}
+
+// A unit name must leave room for its PrivateTmp= directory's name: 199 bytes at most.
+func TestForServerLengthLimit(t *testing.T) {
+	if maxCreatedLength != 199 {
+		t.Fatalf("maxCreatedLength = %d, want 199", maxCreatedLength)
+	}
+	for _, n := range []int{1, 150, 182, 183, 184, 250} {
+		name, err := ForServer("u{USERNAME}", Vars{UserName: strings.Repeat("z", n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		privateTmp := "systemd-private-" + strings.Repeat("0", 32) + "-" + name + "-XXXXXX"
+		if len(name) > 199 || len(privateTmp) > 255 {
+			t.Errorf("user of %d bytes: unit %d bytes, PrivateTmp directory %d bytes", n, len(name), len(privateTmp))
+		}
+		if shortened := strings.Contains(name, hashMark); shortened != (n+1+len(Suffix) > 199) {
+			t.Errorf("user of %d bytes: unit %q shortened = %v", n, name, shortened)
+		}
 	}
 }

@@ -399,6 +399,14 @@ def test_caller_not_allowed(daemon: Bed) -> None:
     assert f"uid {uid} is not allowed" in response["error"]
 
 
+def test_cli_names_socket_permission(daemon: Bed) -> None:
+    """The admin CLI run by a user outside the socket's group says why it failed."""
+    result = daemon.run(["/src/bin/sdspawner", "ps"], user="bob", check=False)
+    assert result.returncode == 1
+    assert f"permission denied on the sdspawner socket {SOCKET}" in result.stderr
+    assert "member of the socket's group" in result.stderr
+
+
 def test_foreign_units_untouched(daemon: Bed) -> None:
     # A unit name the hub picks that already belongs to a system service.
     code, response = call(

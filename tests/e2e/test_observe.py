@@ -186,3 +186,13 @@ def test_failure_reason_reaches_user_and_admin(hub: Hub, bed: Bed, metrics_port:
     assert f"No module named '{MISSING_MODULE}'" in alice["failure"]
     assert f"No module named '{MISSING_MODULE}'" in sdspawner(bed, "ps")
     assert f"No module named '{MISSING_MODULE}'" in sdspawner(bed, "logs", "alice")
+
+    # A restarted daemon has forgotten the failed start, but the journal fields of the
+    # server's unit still lead `sdspawner logs` to its log.
+    bed.run("systemctl restart sdspawner.service")
+    hub.wait_for(
+        "daemon socket",
+        lambda: bed.run([DAEMON_BINARY, "ps"], check=False).returncode == 0,
+        30,
+    )
+    assert f"No module named '{MISSING_MODULE}'" in sdspawner(bed, "logs", "-n", "50", "alice")

@@ -265,9 +265,15 @@ def test_named_servers_get_own_units(hub: Hub, bed: Bed) -> None:
 
 def test_unusual_user_names_get_distinct_units(hub: Hub, bed: Bed) -> None:
     # Names as authenticators deliver them; all run as the unix user alice here.
-    names = ["ann@example.org", "ann.example.org", "dom\\dd", "john doe"]
+    # The last two give unit names too long for a private /tmp directory's name, which
+    # the daemon shortens; the Chinese name's escaped form is 12 bytes per character.
+    long_names = ["z" * 230, "数据科学家" * 4]
+    names = ["ann@example.org", "ann.example.org", "dom\\dd", "john doe", *long_names]
     hub.users = [*hub.users, *names]
-    hub.reconfigure(PROBE_CMD + 'c.SystemdSpawner.username_template = "alice"')
+    hub.reconfigure(
+        PROBE_CMD
+        + 'c.SystemdSpawner.username_template = "alice"\nc.SystemdSpawner.isolate_tmp = True'
+    )
     units = {}
     try:
         for name in names:
@@ -280,6 +286,9 @@ def test_unusual_user_names_get_distinct_units(hub: Hub, bed: Bed) -> None:
         for name in names:
             hub.stop_server(name)
     assert units["ann@example.org"] == "jupyter-ann\\x40example.org-singleuser.service"
+    for name in long_names:
+        assert len(units[name].encode()) <= 199, units[name]
+        assert "\\h" in units[name], units[name]
     assert units["dom\\dd"] == "jupyter-dom\\x5cdd-singleuser.service"
     assert units["john doe"] == "jupyter-john\\x20doe-singleuser.service"
     assert len(set(units.values())) == len(names)
