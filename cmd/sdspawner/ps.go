@@ -49,7 +49,7 @@ func printServers(out io.Writer, servers []api.ServerInfo) error {
 	fmt.Fprintln(w, "USER\tSERVER\tSTATE\tUPTIME\tMEMORY\tCPU%\tCPU TIME\tTASKS\tOOM\tUNIT")
 	for _, s := range servers {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			s.User, orDash(s.Server), stateText(s), durationText(s.UptimeSeconds), memoryText(s),
+			shorten(s.User), shorten(orDash(s.Server)), stateText(s), durationText(s.UptimeSeconds), memoryText(s),
 			percentText(s.CPUPercent), durationText(s.CPUSeconds), countText(s.Tasks), countText(s.OOMKills), s.Unit)
 	}
 	if err := w.Flush(); err != nil {
@@ -137,6 +137,18 @@ func countText(n *uint64) string {
 		return "-"
 	}
 	return fmt.Sprint(*n)
+}
+
+// maxColumnWidth bounds the USER and SERVER columns, so that one long name does not
+// widen the table for every row; --json has the full names.
+const maxColumnWidth = 32
+
+func shorten(name string) string {
+	runes := []rune(name)
+	if len(runes) <= maxColumnWidth {
+		return name
+	}
+	return string(runes[:maxColumnWidth-1]) + "…"
 }
 
 func orDash(s string) string {

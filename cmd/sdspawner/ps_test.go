@@ -38,6 +38,14 @@ func TestPrintServers(t *testing.T) {
 		}
 	}
 	out.Reset()
+	long := []api.ServerInfo{{Status: api.Status{User: strings.Repeat("z", 230), Unit: "u.service", ActiveState: "active", SubState: "running"}}}
+	if err := printServers(&out, long); err != nil {
+		t.Fatal(err)
+	}
+	if header := strings.SplitN(out.String(), "\n", 2)[0]; len(header) > 150 || !strings.Contains(out.String(), strings.Repeat("z", 31)+"…") {
+		t.Errorf("ps with a long name:\n%s", out.String())
+	}
+	out.Reset()
 	if err := printServers(&out, nil); err != nil || !strings.Contains(out.String(), "(no servers)") {
 		t.Errorf("empty ps = %q, %v", out.String(), err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"os/user"
 	"syscall"
 	"time"
 
@@ -40,6 +39,7 @@ func runServe(args []string) error {
 	debug := flags.Bool("debug", false, "log debug messages, the same as -log-level debug")
 	logLevel := flags.String("log-level", "", "lowest level to log: debug, info, warn or error (default: log.level from the configuration file, else info)")
 	pprofSocket := flags.String("pprof-socket", "", "serve Go runtime profiles (net/http/pprof) to root on a Unix socket at this path; off when empty")
+	onlyCheck := flags.Bool("check-config", false, "check the configuration file against this machine's systemd and accounts, print the result and exit")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -58,6 +58,9 @@ func runServe(args []string) error {
 		return err
 	}
 	slog.SetDefault(logging.New(level, os.Stderr))
+	if *onlyCheck {
+		return runCheckConfig(&cfg, *configPath)
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("the daemon must run as root, because it starts services as other users")
 	}
@@ -80,25 +83,8 @@ func runServe(args []string) error {
 		return err
 	}
 	service := spawn.New(&cfg, conn, envs)
-	if err := service.CheckSiteProperties(ctx); err != nil {
+	if err := checkConfig(ctx, &cfg, service); err != nil {
 		return err
-	}
-	warnings, err := service.CheckAllowedProperties(ctx)
-	if err != nil {
-		return err
-	}
-	for _, warning := range warnings {
-		slog.Warn("configuration: " + warning)
-	}
-	if group := cfg.Accounts.RequiredGroup; group != "" {
-		if _, err := user.LookupGroup(group); err != nil {
-			slog.Warn("accounts.required_group names a group that does not exist, so every start is rejected until it is created", "group", group, "err", err)
-		}
-	}
-	for _, group := range cfg.Callers.Groups {
-		if _, err := user.LookupGroup(group); err != nil {
-			slog.Warn("callers.groups contains a group that does not exist, so it grants no access", "group", group, "err", err)
-		}
 	}
 	if err := service.Recover(ctx); err != nil {
 		return fmt.Errorf("recover servers from systemd: %w", err)

@@ -307,6 +307,10 @@ func (s *Service) planStart(ctx context.Context, req *api.StartRequest) (plan, e
 		usec := math.Round(*req.CPULimit*1e6/cpuQuotaStepUSec) * cpuQuotaStepUSec
 		props = append(props, systemd.PropCPUQuotaPerSecUSec(uint64(usec)))
 		p.env["CPU_LIMIT"] = formatCPULimit(*req.CPULimit)
+		if cpus := s.numCPU(); *req.CPULimit > float64(cpus) {
+			// Upstream once took percentages; 50 then meant half a CPU, not fifty.
+			p.warnings = append(p.warnings, fmt.Sprintf("cpu_limit %v is more than the %d CPUs of this machine, so it limits nothing; it counts CPUs (0.5 is half a CPU), not percent", *req.CPULimit, cpus))
+		}
 	}
 	if len(readOnly) > 0 {
 		props = append(props, systemd.PropReadOnlyPaths(readOnly))

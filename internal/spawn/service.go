@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -78,8 +79,8 @@ type Service struct {
 	sd   Systemd
 	envs *envfile.Store
 
-	// lookupUser, stat, resolve, tailJournal, lastUnit, dial and readUsage are
-	// replaced in unit tests.
+	// lookupUser, stat, resolve, tailJournal, lastUnit, dial, readUsage and numCPU
+	// are replaced in unit tests.
 	lookupUser  func(name string) (account.Account, error)
 	stat        func(path string) (fs.FileInfo, error)
 	resolve     func(path string) (string, error)
@@ -87,6 +88,7 @@ type Service struct {
 	lastUnit    func(userField, user, serverField, server, managedField string) (string, error)
 	dial        func(ctx context.Context, addr string) error
 	readUsage   func(cgroupPath string) (cgroup.Usage, error)
+	numCPU      func() int
 
 	// background is the daemon's lifetime, for work that outlives a request, such as
 	// the readiness check.
@@ -120,6 +122,7 @@ func New(cfg *policy.Config, sd Systemd, envs *envfile.Store) *Service {
 		lastUnit:    journal.LastUnit,
 		dial:        dialPort,
 		readUsage:   noUsage,
+		numCPU:      runtime.NumCPU,
 		background:  context.Background(),
 		metrics:     noMetrics{},
 		servers:     make(map[key]entry),
