@@ -178,7 +178,7 @@ def main() -> int:
             f"-profile-dir={BED_PROFILE_DIR}",
         )
 
-        # A fresh daemon, so that the first RSS sample holds no garbage of the runs above.
+        # A fresh daemon, so that the first RSS sample contains no garbage of the runs above.
         pid = restart_daemon(bed, hub)
         report["load_average"]["memory"] = load_average()
         memory = sdbench(

@@ -25,7 +25,7 @@ apt-get update -qq
 # systemd-container: systemd-nspawn for the bed. mmdebstrap: builds the bed's tree.
 # npm: installs configurable-http-proxy into the tree. shellcheck: lints bed/*.sh.
 # user-mode-linux and e2fsprogs: the guest kernel and the image of the bed that enforces
-# limits. libsystemd-dev: the headers of sd-journal, which the daemon reads logs with; the
+# limits. libsystemd-dev: the headers of sd-journal, which the daemon reads logs with. The
 # library itself is opened at run time, so the binary needs no libsystemd to start.
 packages=(systemd-container mmdebstrap shellcheck util-linux coreutils findutils mawk
     iproute2 procps gcc libc6-dev ca-certificates user-mode-linux e2fsprogs libsystemd-dev)

@@ -63,7 +63,7 @@ func inheritedListener(files []*os.File) (net.Listener, error) {
 
 // warnSocketMismatch logs a warning for each [socket] setting that the socket from
 // systemd does not match. The socket unit then sets the path, group and mode, and the
-// warning tells an admin who changed only the TOML file why nothing changed.
+// warning explains to an admin who changed only the TOML file why nothing changed.
 func warnSocketMismatch(cfg *policy.Config, path string) {
 	if path != cfg.Socket.Path {
 		slog.Warn("the socket passed by systemd is not at socket.path; the daemon serves on systemd's socket, so set ListenStream= in sdspawner.socket to change it",

@@ -27,7 +27,7 @@ func runCheck(args []string) error {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		// systemd would refuse the probe unit, and the verdict would wrongly say that
+		// systemd would reject the probe unit, and the verdict would wrongly be that
 		// limits are not enforced.
 		return errors.New("run it as root (sudo sdspawner check): the check starts a short-lived probe unit, which only root may do")
 	}

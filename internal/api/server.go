@@ -27,7 +27,7 @@ type Backend interface {
 	Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(LogEntry) error) error
 }
 
-// Observer is told about every request once it is answered; the metrics package
+// Observer receives every request once its response is written. The metrics package
 // implements it. action names the endpoint, such as "start"; result is "ok" or the
 // error code of the response.
 type Observer interface {
@@ -47,7 +47,7 @@ type Server struct {
 	observer  Observer
 }
 
-// SetObserver makes the server report every answered request to o.
+// SetObserver makes the server report every completed request to o.
 func (s *Server) SetObserver(o Observer) {
 	s.observer = o
 }
@@ -100,7 +100,7 @@ func CallerFrom(ctx context.Context) (policy.Caller, bool) {
 }
 
 // ServeHTTP gives the request an id, checks the caller against the policy before any
-// handler runs, and reports the answered request to the observer.
+// handler runs, and reports the completed request to the observer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set("X-Request-Id", id)

@@ -90,7 +90,7 @@ func (o *fakeObserver) ObserveRequest(action, result string, _ time.Duration) {
 	o.seen = append(o.seen, seenRequest{action, result})
 }
 
-// Every answer carries a request id, and the observer sees each request's action and
+// Every response carries a request id, and the observer sees each request's action and
 // result, with made-up paths counted as "other".
 func TestRequestIDAndObserver(t *testing.T) {
 	cfg := allowedConfig()

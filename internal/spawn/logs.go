@@ -15,8 +15,8 @@ var followJournal = journal.Follow
 // Logs sends the last lines of the journal of user's server to emit, oldest first, and
 // with follow keeps sending new lines until ctx ends. The server is found by its
 // current unit, by the unit of its latest start, or else by the journal fields that its
-// units carry, so that the log of a server that failed and was cleaned up, even before
-// a restart of the daemon, can still be read.
+// units carry. So the log of a server that failed and was cleaned up can still be
+// read, also after a restart of the daemon.
 func (s *Service) Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(api.LogEntry) error) error {
 	k := key{user: user, server: server}
 	unit := ""

@@ -46,7 +46,7 @@ type plan struct {
 	argv     []string
 	props    []systemd.Property
 	warnings []string
-	// ready is where the server will listen, nil to skip the readiness check.
+	// ready is the address the server will listen on, nil to skip the readiness check.
 	ready *readyTarget
 }
 

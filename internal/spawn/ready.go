@@ -96,6 +96,9 @@ func (s *Service) isLocalAddr(addr netip.Addr) (bool, error) {
 // waitReady reports, as progress events, when the server of k in unit accepts
 // connections on target, or why it never did: its unit ended, or the timeout ran out.
 // It runs in its own goroutine after a successful start.
+//
+// NOTE: a connection shows that something listens on the port, not that the unit's
+// own process does; JupyterHub's HTTP check of the server still follows.
 func (s *Service) waitReady(k key, unit string, target *readyTarget) {
 	ctx, cancel := context.WithTimeout(s.background, target.timeout)
 	defer cancel()

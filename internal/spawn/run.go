@@ -26,7 +26,7 @@ func (s *Service) setStarted(k key, unit string, at time.Time) {
 }
 
 // cgroupOf returns the cgroup of k's run of unit, reading it from systemd the first
-// time. It returns "" when the unit has none or systemd cannot say.
+// time. It returns "" when the unit has none or the read fails.
 func (s *Service) cgroupOf(ctx context.Context, k key, unit string) string {
 	if e, ok := s.lookup(k); !ok || e.unit != unit || e.cgroup != "" {
 		return e.cgroup
@@ -48,8 +48,8 @@ func (s *Service) cgroupOf(ctx context.Context, k key, unit string) string {
 
 // invocationOf returns the invocation id of k's run of unit, which selects that run's
 // journal lines, reading it from systemd the first time. Call it before a failed unit
-// is reset, because a reset unit has no id left to read. It returns "" when systemd
-// cannot say, and the journal is then read without the filter.
+// is reset, because a reset unit has no id left to read. It returns "" when the read
+// fails, and the journal is then read without the filter.
 func (s *Service) invocationOf(ctx context.Context, k key, unit string) string {
 	if e, ok := s.lookup(k); !ok || e.unit != unit || e.invocation != "" {
 		return e.invocation

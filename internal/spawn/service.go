@@ -55,7 +55,7 @@ type entry struct {
 	state *systemd.UnitState
 	// endHandled is set once the daemon has cleaned up after the unit ended.
 	endHandled bool
-	// failure says why the unit's run failed, "" while it runs or after a clean exit.
+	// failure is the reason the unit's run failed, "" while it runs or after a clean exit.
 	failure string
 	// limits are the unit's memory and CPU limits, which the state reads that follow
 	// systemd's events leave out because they do not change.

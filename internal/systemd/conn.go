@@ -250,7 +250,7 @@ func waitJob(ctx context.Context, job, name string, done <-chan string) error {
 		}
 		return nil
 	case <-ctx.Done():
-		// The cause says why, such as the daemon stopping, where ctx.Err() only says
+		// The cause gives the reason, such as the daemon stopping, where ctx.Err() is only
 		// "context canceled".
 		return fmt.Errorf("wait for %s job of %s: %w", job, name, context.Cause(ctx))
 	}

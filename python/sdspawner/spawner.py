@@ -189,8 +189,9 @@ class SystemdSpawner(Spawner):
         its own unit, and the default server keeps the plain name. A name longer
         than 199 bytes is cut and ends in `\\h` and 16 hex digits of a SHA-256 hash
         of the whole name. The limit leaves room for the name of the unit's private
-        /tmp directory within systemd's limit of 255 bytes for a file name. A start fails when a unit of that name
-        exists that sdspawner did not create for the same server.
+        /tmp directory within systemd's limit of 255 bytes for a file name. A start
+        fails when a unit of that name exists that sdspawner did not create for the
+        same server.
         """,
     ).tag(config=True, example='"jupyterhub-{USERNAME}"')
 

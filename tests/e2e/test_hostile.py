@@ -400,7 +400,7 @@ def test_caller_not_allowed(daemon: Bed) -> None:
 
 
 def test_cli_names_socket_permission(daemon: Bed) -> None:
-    """The admin CLI run by a user outside the socket's group says why it failed."""
+    """The admin CLI run by a user outside the socket's group names the reason."""
     result = daemon.run(["/src/bin/sdspawner", "ps"], user="bob", check=False)
     assert result.returncode == 1
     assert f"permission denied on the sdspawner socket {SOCKET}" in result.stderr

@@ -265,8 +265,8 @@ def test_named_servers_get_own_units(hub: Hub, bed: Bed) -> None:
 
 def test_unusual_user_names_get_distinct_units(hub: Hub, bed: Bed) -> None:
     # Names as authenticators deliver them; all run as the unix user alice here.
-    # The last two give unit names too long for a private /tmp directory's name, which
-    # the daemon shortens; the Chinese name's escaped form is 12 bytes per character.
+    # The last two give unit names too long for a private /tmp directory's name, so the
+    # daemon shortens them. The Chinese name's escaped form is 12 bytes per character.
     long_names = ["z" * 230, "数据科学家" * 4]
     names = ["ann@example.org", "ann.example.org", "dom\\dd", "john doe", *long_names]
     hub.users = [*hub.users, *names]

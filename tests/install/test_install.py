@@ -386,7 +386,7 @@ def test_restart_during_start(bed: Bed, hub: Hub) -> None:
 def test_restart_during_overlong_start(bed: Bed, hub: Hub) -> None:
     # A start that outlasts the daemon's 30 s for finishing requests is canceled. It
     # rolls back, so neither its unit nor its environment file is left behind, and the
-    # hub receives an error that says why.
+    # hub receives an error with the reason.
     outcome, restart_seconds, log = restart_during_start(bed, hub, "bob", 40)
 
     assert outcome == "failed", log
@@ -474,7 +474,7 @@ def test_make_install_staged(tmp_path: Path) -> None:
 
 
 def test_make_install_runs() -> None:
-    # The staged tree lies under the repository, which the bed sees read-only at /src.
+    # The staged tree lies under the repository, which the bed mounts read-only at /src.
     stage = REPO / "dist" / "make-install"
     subprocess.run(["rm", "-rf", str(stage)], check=True)
     subprocess.run(

@@ -181,7 +181,7 @@ def measure_mem_limit() -> dict[str, Any]:
 
     after = server_status("alice")
     events = server_events(unit)
-    # What an admin sees: `sdspawner ps` reads the kill from the cgroup's memory.events,
+    # The admin's view: `sdspawner ps` reads the kill from the cgroup's memory.events,
     # and the daemon logs it with the user's name the first time it reads it.
     listed = json.loads(run(str(src / "bin" / "sdspawner"), "ps", "--json"))["servers"]
     ps_alice = next(server for server in listed if server["user"] == "alice")
