@@ -90,8 +90,8 @@ func (o *fakeObserver) ObserveRequest(action, result string, _ time.Duration) {
 	o.seen = append(o.seen, seenRequest{action, result})
 }
 
-// Every response carries a request id, and the observer sees each request's action and
-// result, with made-up paths counted as "other".
+// Every response carries a request id, and the observer receives each request's action
+// and result, with made-up paths counted as "other".
 func TestRequestIDAndObserver(t *testing.T) {
 	cfg := allowedConfig()
 	observer := &fakeObserver{}
@@ -99,6 +99,7 @@ func TestRequestIDAndObserver(t *testing.T) {
 	server := NewServer(&cfg, &fakeBackend{}, internalKind, "test")
 	server.SetObserver(observer)
 	client := serveHandler(t, &cfg, server)
+
 	ids := map[string]bool{}
 	for _, path := range []string{"/v1/version", "/v1/servers/status", "/v1/no/such/thing"} {
 		resp, err := client.Get("http://sdspawner" + path)

@@ -9,6 +9,26 @@ import (
 	"github.com/sdspawner/sdspawner/internal/journal"
 )
 
+// unitForLogs returns the unit whose journal holds k's log, "" if none is known.
+func (s *Service) unitForLogs(k key) string {
+	if e, ok := s.lookup(k); ok {
+		return e.unit
+	}
+	s.mu.Lock()
+	log, ok := s.progress[k]
+	s.mu.Unlock()
+	if ok {
+		return log.unit
+	}
+	// The daemon restarted since the server ran, but its units' journal fields still
+	// name the user and server.
+	unit, err := s.lastUnit(fieldUser, k.user, fieldServer, k.server, fieldManaged)
+	if err != nil {
+		slog.Warn("searching the journal for a server's unit failed", "user", k.user, "server", k.server, "err", err)
+	}
+	return unit
+}
+
 // followJournal is journal.Follow; replaced in unit tests.
 var followJournal = journal.Follow
 
@@ -18,32 +38,14 @@ var followJournal = journal.Follow
 // units carry. So the log of a server that failed and was cleaned up can still be
 // read, also after a restart of the daemon.
 func (s *Service) Logs(ctx context.Context, user, server string, lines int, follow bool, emit func(api.LogEntry) error) error {
-	k := key{user: user, server: server}
-	unit := ""
-	if e, ok := s.lookup(k); ok {
-		unit = e.unit
-	} else {
-		s.mu.Lock()
-		if log, ok := s.progress[k]; ok {
-			unit = log.unit
-		}
-		s.mu.Unlock()
-	}
-	if unit == "" {
-		// The daemon restarted since the server ran: its units' journal fields still
-		// name the user and server.
-		found, err := s.lastUnit(fieldUser, user, fieldServer, server, fieldManaged)
-		if err != nil {
-			slog.Warn("searching the journal for a server's unit failed", "user", user, "server", server, "err", err)
-		}
-		unit = found
-	}
-	if unit == "" {
-		return newError(KindNotFound, "no server %q of user %q has logged anything; check the user name, and the server name for a named server", server, user)
-	}
 	if lines < 1 || lines > journal.MaxLines {
 		return invalidf("lines %d is out of range: expected 1 to %d", lines, journal.MaxLines)
 	}
+	unit := s.unitForLogs(key{user: user, server: server})
+	if unit == "" {
+		return newError(KindNotFound, "no server %q of user %q has logged anything; check the user name, and the server name for a named server", server, user)
+	}
+
 	q := journal.Query{Unit: unit, Lines: lines}
 	send := func(entry journal.Entry) error {
 		return emit(api.LogEntry{
@@ -54,6 +56,7 @@ func (s *Service) Logs(ctx context.Context, user, server string, lines int, foll
 			Message:    entry.Message,
 		})
 	}
+
 	if follow {
 		return followJournal(ctx, q, send)
 	}

@@ -44,6 +44,7 @@ func (s *Service) planReady(ip string, port int, timeout float64) (*readyTarget,
 	if !(timeout >= 0 && timeout <= maxReadyTimeout.Seconds()) {
 		return nil, invalidf("ready_timeout %g is out of range: expected 0 (the default of %v) to %v seconds", timeout, defaultReadyTimeout, maxReadyTimeout.Seconds())
 	}
+
 	target := &readyTarget{timeout: defaultReadyTimeout}
 	if timeout > 0 {
 		target.timeout = time.Duration(timeout * float64(time.Second))
@@ -52,6 +53,7 @@ func (s *Service) planReady(ip string, port int, timeout float64) (*readyTarget,
 		target.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		return target, nil
 	}
+
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return nil, invalidf("ip %q is not an IP address: set c.SystemdSpawner.ip to an address of this machine, such as 127.0.0.1", ip)
@@ -111,10 +113,14 @@ func (s *Service) waitReady(k key, unit string, target *readyTarget) {
 			return
 		}
 		if e.state != nil && ended(*e.state) && !s.isBusy(k) {
-			state := *e.state
-			state.InvocationID = s.invocationOf(ctx, k, unit)
-			reason := s.failureReason(ctx, unit, state)
-			s.recordFailure(k, unit, reason)
+			// The end handler may have read the reason from the journal already.
+			reason := e.failure
+			if reason == "" {
+				state := *e.state
+				state.InvocationID = s.invocationOf(ctx, k, unit)
+				reason = s.failureReason(ctx, unit, state)
+				s.recordFailure(k, unit, reason)
+			}
 			s.addEvent(k, unit, api.PhaseFailed, 100, reason)
 			return
 		}

@@ -22,7 +22,7 @@ c.JupyterHub.cleanup_servers = False
 # The public address. Put a TLS-terminating proxy in front, or set ssl_cert and ssl_key.
 c.JupyterHub.bind_url = "http://127.0.0.1:8000"
 
-# Who may log in. PAMAuthenticator, JupyterHub's default, reads /etc/shadow, which the
+# Authentication. PAMAuthenticator, JupyterHub's default, reads /etc/shadow, which the
 # unprivileged user `jupyterhub` cannot. Use an authenticator that needs no root, such
 # as OAuthenticator or LDAPAuthenticator, and map its user names to local accounts.
 # The daemon runs each server as the local account of the same name, which must have
